@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+PORT ?= 8000
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+
+# Reinstall only when the dependency declarations change: later runs take a second.
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/authserver db upgrade
+	$(BIN)/authserver keys ensure
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT) wsgi:app
+
+test: $(STAMP)
+	$(BIN)/ruff check authserver tests wsgi.py gunicorn.conf.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check authserver tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check authserver tests
+
+# Refresh the pinned set after changing pyproject.toml.
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Users, groups, permissions, passwords and phone numbers."""

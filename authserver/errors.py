@@ -1,0 +1,97 @@
+"""Domain failures as exceptions, and the JSON answers for failures outside OAuth.
+
+Services raise these; each family of views translates them into its own error style
+(RFC 6749 on OAuth endpoints, the seeds' shapes on the compatibility endpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from flask import Flask, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AuthserverError(Exception):
+    """Base of every failure a service reports to a view."""
+
+    description = "request refused"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description)
+        self.description = description or self.description
+
+
+class InvalidCredentials(AuthserverError):
+    description = "Invalid phone number or password."
+
+
+class AccountDisabled(AuthserverError):
+    description = "This account is disabled."
+
+
+class RefreshTokenInvalid(AuthserverError):
+    description = "The refresh token is invalid, expired or revoked."
+
+
+class RefreshTokenReused(RefreshTokenInvalid):
+    """A rotated refresh token came back: its whole session has been revoked."""
+
+    description = "The refresh token was already used; the session has been revoked."
+
+
+class RefreshRaceLost(RefreshTokenInvalid):
+    """Another request rotated this refresh token a moment ago (within the grace window)."""
+
+    description = "The refresh token was just rotated by a concurrent request."
+
+
+class ServiceUnavailable(AuthserverError):
+    description = "A dependency is unavailable; try again shortly."
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every failure outside the OAuth endpoints answers JSON, never an HTML page."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        body = {"error": _slug(error.name), "error_description": error.description}
+        response = jsonify(body)
+        response.status_code = error.code or 500
+        if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(InsecureTransportError)
+    def insecure_transport(error: InsecureTransportError):
+        return jsonify(error="invalid_request", error_description="HTTPS is required."), 400
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(error: Exception):
+        from authserver.extensions import db
+
+        db.session.rollback()
+        log.error("database error: %s", type(error.__cause__ or error).__name__)
+        response = jsonify(
+            error="temporarily_unavailable",
+            error_description="The database is unavailable; try again shortly.",
+        )
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(ServiceUnavailable)
+    def service_unavailable(error: ServiceUnavailable):
+        response = jsonify(error="temporarily_unavailable", error_description=error.description)
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("'", "")

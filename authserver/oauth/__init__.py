@@ -1,0 +1,1 @@
+"""The OAuth 2 authorization server: clients, grants, sessions, tokens, endpoints."""

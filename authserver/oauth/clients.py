@@ -1,0 +1,57 @@
+"""Registering OAuth clients."""
+
+from __future__ import annotations
+
+import secrets
+
+from authserver.audit import record_event
+from authserver.context import keyed_hash, settings
+from authserver.extensions import db
+from authserver.oauth.grants import GRANT_TYPES
+from authserver.oauth.models import Client
+
+
+class ClientError(ValueError):
+    """The client cannot be registered as asked."""
+
+
+def create_client(
+    *,
+    name: str,
+    grant_types: list[str],
+    scope: str | None = None,
+    public: bool = False,
+    auth_method: str = "client_secret_basic",
+    resource_server: bool = False,
+    client_id: str | None = None,
+    actor: str,
+) -> tuple[Client, str | None]:
+    """The new client and its secret (None for a public client). Only the secret's keyed
+    hash is stored: it is shown to the caller once."""
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
+    if public and "client_credentials" in grant_types:
+        raise ClientError("a public client cannot use client_credentials (RFC 6749 §4.4)")
+    if public and resource_server:
+        raise ClientError("a resource server must be a confidential client")
+    client_id = client_id or secrets.token_urlsafe(16)
+    if len(client_id) > 64 or db.session.get(Client, client_id) is not None:
+        raise ClientError("client id taken or longer than 64 characters")
+    secret = None if public else secrets.token_urlsafe(32)
+    scopes = " ".join(sorted(set((scope or settings().default_client_scope).split())))
+    if not scopes:
+        raise ClientError("a client needs at least one allowed scope")
+    client = Client(
+        client_id=client_id,
+        name=name,
+        secret_hash=keyed_hash(secret) if secret else None,
+        token_endpoint_auth_method="none" if public else auth_method,
+        grant_types=" ".join(dict.fromkeys(grant_types)),
+        scope=scopes,
+        is_resource_server=resource_server,
+    )
+    db.session.add(client)
+    record_event("client.created", actor=actor, client_id=client_id)
+    db.session.commit()
+    return client, secret

@@ -1,0 +1,142 @@
+"""OAuth clients, sign-in sessions and refresh tokens.
+
+Written for this server rather than taken from Authlib's mixins: those compare client
+secrets in plaintext, size access tokens at 255 characters and keep no session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import datetime
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from authserver.accounts.models import User
+from authserver.context import keyed_hash
+from authserver.extensions import BigIntPK, UTCDateTime, db, utcnow
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # HMAC-SHA256 of a high-entropy generated secret; None for a public client.
+    secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    grant_types: Mapped[str] = mapped_column(String(500))  # space-separated
+    scope: Mapped[str] = mapped_column(String(1000))  # space-separated allowed scopes
+    # A resource server may introspect tokens issued to other clients.
+    is_resource_server: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    def allowed_scopes(self) -> set[str]:
+        return set(self.scope.split())
+
+    # --- what Authlib asks of a client ---
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """No scope asked: every allowed scope. Scopes beyond those allowed are refused
+        before this point (``invalid_scope``), so this only normalises the order."""
+        if not scope:
+            return " ".join(sorted(self.allowed_scopes()))
+        return " ".join(sorted(set(scope.split()) & self.allowed_scopes()))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(self.secret_hash, keyed_hash(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # One registered method per client, on every endpoint (RFC 7591).
+        return self.is_active and method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types.split()
+
+
+class AuthSession(db.Model):
+    """One sign-in of a user on one device (the seeds' UserLogin). Its id is the ``sid``."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(1000))
+    amr: Mapped[str] = mapped_column(String(100))  # space-separated RFC 8176 values
+    device_name: Mapped[str] = mapped_column(String(200), default="")
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # absolute lifetime
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now
+
+
+class RefreshToken(db.Model):
+    """Stored as a keyed hash only. ``parent_id`` links a token to the one it replaced."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("refresh_tokens.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the token is rotated. A token is usable while this is empty and its
+    # session is live, so revoking a whole family is one UPDATE of the session row.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    session: Mapped[AuthSession] = relationship(lazy="joined")
+
+    # --- what Authlib's refresh grant asks ---
+    def check_client(self, client: Client) -> bool:
+        return self.session.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.session.scope
+
+
+class RevokedAccessToken(db.Model):
+    """A revoked access token's ``jti``, kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

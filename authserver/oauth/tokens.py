@@ -1,0 +1,162 @@
+"""RFC 9068 access tokens: issued through Authlib's JWT generator, checked with joserfc."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy import select
+
+from authserver.accounts.models import User
+from authserver.context import keyring, settings
+from authserver.errors import AuthserverError, ServiceUnavailable
+from authserver.extensions import db, utcnow
+from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
+from authserver.oauth.sessions import Device, issue_refresh_token, start_session
+
+ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass
+class Grantee:
+    """The resource owner as a grant authenticated them, handed to the token generator.
+
+    ``session`` is None until the first token of a sign-in is generated; ``parent`` is
+    the refresh token being rotated, if any.
+    """
+
+    user: User
+    amr: list[str]
+    device: Device = field(default_factory=Device)
+    session: AuthSession | None = None
+    parent: RefreshToken | None = None
+
+    def get_user_id(self) -> str:
+        return str(self.user.id)
+
+
+class AccessTokenGenerator(JWTBearerTokenGenerator):
+    """Signs with the one active key; opens the session and its refresh token."""
+
+    def __init__(self, issuer: str, ttl: int) -> None:
+        super().__init__(
+            issuer=issuer,
+            alg="RS256",
+            refresh_token_generator=self.new_refresh_token,
+            expires_generator=lambda client, grant_type: ttl,
+        )
+
+    def get_jwks(self) -> KeySet:
+        signing = keyring().snapshot().signing
+        if signing is None:
+            raise ServiceUnavailable("No active signing key: run `authserver keys ensure`.")
+        return signing
+
+    def get_audiences(self, client: Client, user: Grantee | None, scope: str) -> str:
+        return settings().audience
+
+    def get_jti(self, client, grant_type, user, scope) -> str:
+        return secrets.token_urlsafe(16)
+
+    def get_amr(self, user: Grantee | None) -> list[str] | None:
+        return user.amr if user else None
+
+    def get_auth_time(self, user: Grantee | None) -> int | None:
+        if user is None or user.session is None:
+            return None
+        return int(user.session.created_at.timestamp())
+
+    def get_extra_claims(self, client, grant_type, user: Grantee | None, scope) -> dict[str, Any]:
+        if user is None:
+            return {}
+        return {
+            "sid": str(user.session.id) if user.session else None,
+            "groups": user.user.group_names(),
+            "entitlements": user.user.entitlements(),
+        }
+
+    def access_token_generator(self, client, grant_type, user: Grantee | None, scope):
+        if user is not None and user.session is None:
+            # The session's id is the token's ``sid``: open it before signing.
+            user.session = start_session(user.user, client, scope, user.amr, user.device)
+        return super().access_token_generator(client, grant_type, user, scope)
+
+    @staticmethod
+    def new_refresh_token(client, grant_type, user: Grantee | None, scope) -> str | None:
+        if user is None or user.session is None:
+            return None
+        return issue_refresh_token(user.session, parent=user.parent)
+
+
+class InvalidAccessToken(AuthserverError):
+    description = "The access token is invalid."
+
+
+def decode_access_token(value: str) -> dict[str, Any]:
+    """Claims of a token this server signed with a published key, still unexpired, of
+    type at+jwt. Does not consult revocation: see ``access_token_revoked``."""
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_LENGTH or value.count(".") != 2:
+        raise InvalidAccessToken("The token is not a JWT.")
+    try:
+        token = jwt.decode(value, keyring().snapshot().verifying, algorithms=["RS256"])
+    except (JoseError, ValueError) as error:
+        raise InvalidAccessToken(
+            f"The token cannot be verified ({type(error).__name__})."
+        ) from None
+    if str(token.header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidAccessToken("The token is not an access token (typ).")
+    registry = JWTClaimsRegistry(
+        leeway=settings().clock_skew,
+        iss={"essential": True, "value": settings().issuer},
+        exp={"essential": True},
+        iat={"essential": True},
+        jti={"essential": True},
+        sub={"essential": True},
+        client_id={"essential": True},
+    )
+    try:
+        registry.validate(token.claims)
+    except JoseError as error:
+        raise InvalidAccessToken(f"The token is not valid ({error.error}).") from None
+    return token.claims
+
+
+def access_token_revoked(claims: dict[str, Any]) -> bool:
+    """Revoked itself, or its session ended, or its user was blocked since it was issued."""
+    if db.session.get(RevokedAccessToken, claims["jti"]) is not None:
+        return True
+    sid = claims.get("sid")
+    if not sid:
+        return not _client_active(claims["client_id"])
+    row = db.session.execute(
+        select(AuthSession.revoked_at, AuthSession.expires_at, User.is_active, User.is_blocked)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.id == _uuid(sid))
+    ).first()
+    if row is None:
+        return True
+    return (
+        row.revoked_at is not None
+        or row.expires_at <= utcnow()
+        or not row.is_active
+        or row.is_blocked
+    )
+
+
+def _client_active(client_id: str) -> bool:
+    return bool(db.session.scalar(select(Client.is_active).where(Client.client_id == client_id)))
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return uuid.UUID(int=0)

@@ -1,0 +1,107 @@
+"""The in-process view of the signing keys.
+
+Importing a private RSA key costs ~50 ms and building the JWKS from rows costs more, so
+each process keeps an immutable snapshot and checks the database for changes at most
+every ``AUTHSERVER_KEY_CACHE_SECONDS``: a rotation made on one instance is used by all
+others within that bound, with no restart. Local changes invalidate at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import select
+
+from authserver.extensions import db, utcnow
+from authserver.signing.crypto import decrypt_private_key
+from authserver.signing.models import SigningKey
+
+
+@dataclass(frozen=True)
+class KeySnapshot:
+    version: tuple[tuple[str, str], ...]
+    active_kid: str | None
+    signing: KeySet | None  # only the active key: Authlib signs with a random key of a set
+    verifying: KeySet  # public halves of every published key
+    jwks_body: bytes
+    etag: str
+    states: dict[str, str] = field(default_factory=dict)
+
+
+class KeyRing:
+    def __init__(self, kek: bytes, cache_seconds: int, retired_window: int) -> None:
+        self._kek = kek
+        self._cache_seconds = cache_seconds
+        self._retired_window = retired_window
+        self._lock = threading.Lock()
+        self._snapshot: KeySnapshot | None = None
+        self._checked_at = 0.0
+        self._private: dict[str, RSAKey] = {}
+
+    def snapshot(self) -> KeySnapshot:
+        snap = self._snapshot
+        if snap is None or time.monotonic() - self._checked_at >= self._cache_seconds:
+            with self._lock:
+                if self._snapshot is snap:  # nobody reloaded while we waited
+                    self._reload()
+            snap = self._snapshot
+        assert snap is not None
+        return snap
+
+    def invalidate(self) -> None:
+        self._checked_at = 0.0
+        self._snapshot = None
+
+    def private_key(self, row: SigningKey) -> RSAKey:
+        key = self._private.get(row.kid)
+        if key is None:
+            pem = decrypt_private_key(self._kek, row.kid, row.private_key_encrypted)
+            key = RSAKey.import_key(pem, {"kid": row.kid, "alg": row.alg, "use": "sig"})
+            self._private[row.kid] = key
+        return key
+
+    def _reload(self) -> None:
+        now = utcnow()
+        window = timedelta(seconds=self._retired_window)
+        rows = db.session.execute(
+            select(SigningKey.kid, SigningKey.state, SigningKey.public_jwk, SigningKey.retired_at)
+            .where(SigningKey.state != "revoked")
+            .order_by(SigningKey.created_at)
+        ).all()
+        published = [
+            row
+            for row in rows
+            if row.state != "retired" or (row.retired_at and row.retired_at + window > now)
+        ]
+        version = tuple((row.kid, row.state) for row in published)
+        current = self._snapshot
+        if current is not None and current.version == version:
+            self._checked_at = time.monotonic()
+            return
+        active_kid = next((row.kid for row in published if row.state == "active"), None)
+        signing = None
+        if active_kid is not None:
+            active = db.session.get(SigningKey, active_kid)
+            assert active is not None
+            signing = KeySet([self.private_key(active)])
+        public = [RSAKey.import_key(dict(row.public_jwk)) for row in published]
+        body = json.dumps(
+            {"keys": [key.as_dict(private=False) for key in public]}, separators=(",", ":")
+        ).encode()
+        self._private = {kid: k for kid, k in self._private.items() if kid == active_kid}
+        self._snapshot = KeySnapshot(
+            version=version,
+            active_kid=active_kid,
+            signing=signing,
+            verifying=KeySet(public),
+            jwks_body=body,
+            etag=hashlib.sha256(body).hexdigest()[:32],
+            states={row.kid: row.state for row in published},
+        )
+        self._checked_at = time.monotonic()

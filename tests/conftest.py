@@ -1,0 +1,205 @@
+"""Fixtures: every storage test runs on SQLite and on a private PostgreSQL server."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import flask_migrate
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from authserver import create_app
+from authserver.config import Settings
+from tests.services import free_port, postgres_server, redis_server
+
+ISSUER = "http://127.0.0.1:8000"
+PASSWORD = "correct horse battery"
+PHONE = "+33612975634"
+
+
+def make_settings(database_url: str, keys_dir, **overrides: str) -> Settings:
+    environ = {
+        "AUTHSERVER_ENV": "testing",
+        "AUTHSERVER_DATABASE_URL": database_url,
+        "AUTHSERVER_KEYS_DIR": str(keys_dir),
+        "AUTHSERVER_ISSUER": ISSUER,
+        "AUTHSERVER_DEFAULT_REGION": "FR",
+        **{f"AUTHSERVER_{k.upper()}": str(v) for k, v in overrides.items()},
+    }
+    return Settings.from_env(environ)
+
+
+def build_app(database_url: str, keys_dir, **overrides: str):
+    app = create_app(make_settings(database_url, keys_dir, **overrides))
+    with app.app_context():
+        flask_migrate.upgrade()
+        from authserver.signing.services import ensure_active_key
+
+        ensure_active_key(actor="tests")
+    return app
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("keys")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'authserver.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def server_app(database_url, keys_dir):
+    app = build_app(database_url, keys_dir)
+    yield app
+    with app.app_context():
+        from authserver.extensions import db
+
+        db.engine.dispose()
+
+
+def wipe(app) -> None:
+    """Empty every table but the signing keys (generating RSA keys per test is slow)."""
+    from authserver.extensions import db
+
+    with app.app_context():
+        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name != "signing_keys"]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture
+def app(server_app):
+    yield server_app
+    wipe(server_app)
+
+
+@pytest.fixture
+def http(app):
+    """Flask's test client: requests go through the whole WSGI app."""
+    return app.test_client()
+
+
+@dataclass
+class OAuthClient:
+    client_id: str
+    secret: str | None
+
+    @property
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.client_id}:{self.secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture
+def make_client(app):
+    def factory(
+        grant_types=("password", "refresh_token", "client_credentials"),
+        scope="profile properties.read",
+        **options,
+    ) -> OAuthClient:
+        from authserver.oauth.clients import create_client
+
+        with app.app_context():
+            client, secret = create_client(
+                name=options.pop("name", "test app"),
+                grant_types=list(grant_types),
+                scope=scope,
+                actor="tests",
+                **options,
+            )
+            return OAuthClient(client.client_id, secret)
+
+    return factory
+
+
+@pytest.fixture
+def make_user(app):
+    def factory(phone: str = PHONE, password: str | None = PASSWORD, **fields):
+        from authserver.accounts.services import create_user
+        from authserver.extensions import db
+
+        with app.app_context():
+            user = create_user(phone, password, **fields)
+            db.session.commit()
+            return str(user.id)
+
+    return factory
+
+
+@pytest.fixture
+def app_client(make_client) -> OAuthClient:
+    return make_client()
+
+
+@pytest.fixture
+def user(make_user) -> str:
+    return make_user()
+
+
+@pytest.fixture
+def password_login(http, app_client, user):
+    """Sign the default user in with the password grant; return the token response."""
+
+    def login(**extra) -> dict:
+        response = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": "06 12 97 56 34",
+                "password": PASSWORD,
+                **extra,
+            },
+            headers=app_client.basic,
+        )
+        assert response.status_code == 200, response.json
+        return response.json
+
+    return login
+
+
+class LiveServer:
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    """The app on a real socket, for clients that speak real HTTP (PyJWKClient, requests)."""
+    with LiveServer(app) as server:
+        yield server

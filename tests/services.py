@@ -1,0 +1,166 @@
+"""Throwaway PostgreSQL and Redis servers for the test suite, started from the server
+binaries on this machine (or taken from AUTHSERVER_TEST_DATABASE_URL /
+AUTHSERVER_TEST_REDIS_URL). A missing binary is an error, never a skip."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_bindir() -> Path:
+    candidates = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        candidates.append(out.stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(str(Path(shutil.which("initdb")).resolve().parent))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    raise RuntimeError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL "
+        "(Debian: apt-get install postgresql) or set AUTHSERVER_TEST_DATABASE_URL"
+    )
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the 'postgres' account when we are root."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yield a SQLAlchemy URL of an empty database on a private PostgreSQL server."""
+    if os.environ.get("AUTHSERVER_TEST_DATABASE_URL"):
+        yield os.environ["AUTHSERVER_TEST_DATABASE_URL"]
+        return
+    bindir = _pg_bindir()
+    datadir = Path(tempfile.mkdtemp(prefix="authserver-pg-"))
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(datadir, account.pw_uid, account.pw_gid)
+    port = free_port()
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir / "data"),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = (
+        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+    )
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir / "data"),
+                "-o",
+                options,
+                "-l",
+                str(datadir / "server.log"),
+                "-w",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE authserver_test")
+        conn.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/authserver_test"
+    finally:
+        subprocess.run(
+            _as_server_user(
+                [str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-m", "immediate", "stop"]
+            ),
+            capture_output=True,
+        )
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    if os.environ.get("AUTHSERVER_TEST_REDIS_URL"):
+        yield os.environ["AUTHSERVER_TEST_REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "redis-server not found: install Redis (Debian: apt-get install redis-server) "
+            "or set AUTHSERVER_TEST_REDIS_URL"
+        )
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="authserver-redis-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
