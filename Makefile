@@ -16,18 +16,27 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[test]"
 	touch $(STAMP)
 
+# The issuer follows PORT unless the environment or .env names one.
 run: $(STAMP)
 	$(BIN)/authserver db upgrade
 	$(BIN)/authserver keys ensure
-	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT) wsgi:app
+	ISSUER="$${AUTHSERVER_ISSUER:-$$(grep -s '^AUTHSERVER_ISSUER=' .env | cut -d= -f2-)}"; \
+	AUTHSERVER_ISSUER="$${ISSUER:-http://127.0.0.1:$(PORT)}" \
+	exec $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT) wsgi:app
 
 test: $(STAMP)
-	$(BIN)/ruff check authserver tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check authserver tests examples bench wsgi.py gunicorn.conf.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (not part of `make test`): the real server under wrk on loopback.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check authserver tests wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check authserver tests
+	$(BIN)/ruff check authserver tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check authserver tests examples bench
 
 # Refresh the pinned set after changing pyproject.toml.
 lock: $(BIN)/python

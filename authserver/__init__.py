@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from authserver.config import Settings
+from authserver.logs import configure_logging
+
+if TYPE_CHECKING:  # importing the package must not load the configuration (authserver.resource)
+    from authserver.config import Settings
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    from authserver.config import Settings
+
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(
@@ -21,27 +26,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=False,
+        # Rate-limit storage unreachable: Flask-Limiter limits fall back to per-process
+        # memory instead of failing every limited request (docs/production.md).
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
         TESTING=settings.env == "testing",
     )
-    # Authlib logs whole token responses at DEBUG: never let secrets reach a log.
-    logging.getLogger("authlib").setLevel(logging.INFO)
+    # JSON lines on stderr; Authlib, SQLAlchemy and Werkzeug pinned where they would print
+    # secrets (authserver/logs.py).
+    configure_logging(settings.log_level)
 
     from authserver.accounts.passwords import Passwords
     from authserver.errors import register_error_handlers
     from authserver.extensions import db, limiter, migrate, render_item
-    from authserver.signing.keyring import KeyRing
+    from authserver.signing.keyring import KeyRing, check_key_encryption_key
 
     app.extensions["authserver.settings"] = settings
     app.extensions["authserver.passwords"] = Passwords(
         settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
     )
-    app.extensions["authserver.keyring"] = KeyRing(
-        settings.key_encryption_key,
-        settings.key_cache_seconds,
-        retired_window=settings.access_token_ttl + settings.clock_skew,
-    )
+    app.extensions["authserver.keyring"] = KeyRing.from_settings(settings)
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(_migrations_dir()), render_item=render_item, compare_type=True
@@ -51,16 +57,30 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from authserver import audit  # noqa: F401  (model registration)
     from authserver.cli import register_cli
+    from authserver.compat.views import bp as compat_bp
     from authserver.oauth.grants import GRANT_TYPES
     from authserver.oauth.server import create_authorization_server
     from authserver.oauth.views import bp as oauth_bp
+    from authserver.openapi import init_app as init_openapi
+    from authserver.ops import init_app as init_ops
+    from authserver.otp import init_app as init_otp
     from authserver.signing.views import bp as signing_bp
 
     app.extensions["authserver.oauth"] = create_authorization_server(app)
     app.extensions["authserver.grant_types"] = list(GRANT_TYPES)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(signing_bp)
+    app.register_blueprint(compat_bp)
+    from authserver.accounts.views import bp as account_bp
+    from authserver.admin.views import bp as admin_bp
+
+    app.register_blueprint(account_bp)  # /account/...: self-service with a user's token
+    app.register_blueprint(admin_bp)  # /admin/...: users, groups, clients, keys, audit
+    init_otp(app)  # its tables, SMS sender, budgets and endpoints
+    init_ops(app)  # /healthz, /readyz, /metrics, request ids and the access log line
+    init_openapi(app)  # /openapi.json (built from every route above) and /docs
     register_cli(app)
+    check_key_encryption_key(app)  # a wrong key-encryption key stops the start, not a request
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -73,10 +93,21 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _engine_options(url: str) -> dict:
+    # Statement parameters hold token hashes and password hashes: keep them out of error
+    # messages and logs.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 15}}
-    # Pre-ping so a restarted database costs one failed request at most, not a stale pool.
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}
+        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
+    # Pre-ping so a restarted database costs one failed request at most, not a stale pool;
+    # a connect timeout so an unreachable host fails a request fast instead of hanging a
+    # worker until gunicorn kills it.
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_recycle": 1800,
+        "hide_parameters": True,
+        "connect_args": {"connect_timeout": 3} if url.startswith("postgresql") else {},
+    }
 
 
 def _migrations_dir():

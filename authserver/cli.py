@@ -7,6 +7,7 @@ stderr and exit with status 1.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def fail(message: str) -> None:
 def create_user_command(phone, password, email, first_name, last_name, account_type, groups, admin):
     from sqlalchemy.exc import IntegrityError
 
-    from authserver.accounts.services import create_user, serialize_user
+    from authserver.accounts.services import InvalidAccountType, create_user, serialize_user
     from authserver.audit import record_event
     from authserver.extensions import db
 
@@ -64,10 +65,27 @@ def create_user_command(phone, password, email, first_name, last_name, account_t
         db.session.commit()
     except InvalidPhoneNumber as error:
         fail(f"--phone: {error}")
+    except InvalidAccountType as error:
+        fail(f"--account-type: {error}")
     except IntegrityError:
         db.session.rollback()
         fail("a user with this phone number or username already exists")
     emit(serialize_user(user))
+
+
+@users.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_users_command(path):
+    """Import users from a Django `manage.py dumpdata` JSON file (idempotent)."""
+    from authserver.accounts.importing import ImportFileError, import_django_users
+
+    try:
+        records = json.loads(Path(path).read_text())
+        report = import_django_users(records, actor="cli")
+    except (ValueError, ImportFileError) as error:
+        fail(f"{path}: {error}")
+    emit(report.as_dict())
 
 
 @clients.command("create")
@@ -113,39 +131,64 @@ def create_client_command(
     )
 
 
+def _operator() -> str:
+    """Who runs a key command, for the audit record: the operating-system account."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment (some containers)
+        return "cli"
+
+
 @keys.command("list")
 @with_appcontext
 def list_keys_command():
-    from authserver.signing.services import list_keys
+    """Every key with its state; `published` says whether the JWKS serves it now."""
+    from authserver.signing.services import describe_key, list_keys
 
-    emit({"keys": [row.describe() for row in list_keys()]})
+    emit({"keys": [describe_key(row) for row in list_keys()]})
 
 
 @keys.command("ensure")
 @with_appcontext
 def ensure_key_command():
-    """Create an active key if there is none (first start)."""
-    from authserver.signing.services import ensure_active_key
+    """Create the missing keys: an active one (first start) and a published `next` one."""
+    from authserver.signing.services import ensure_active_key, key_summary
 
-    emit(ensure_active_key(actor="cli").describe())
+    ensure_active_key(actor=_operator())
+    emit(key_summary())
 
 
 @keys.command("rotate")
+@click.option("--force", is_flag=True, help="Rotate even if `next` is not published long enough.")
+@click.option(
+    "--if-due",
+    is_flag=True,
+    help="Rotate only when the active key is older than AUTHSERVER_KEY_ROTATION_INTERVAL "
+    '(for cron; prints "rotated": true or false).',
+)
 @with_appcontext
-def rotate_keys_command():
-    from authserver.signing.services import rotate_signing_keys
+def rotate_keys_command(force, if_due):
+    """Promote `next` to active, retire the active key, publish a new `next`."""
+    from authserver.signing.services import KeyOperationError, rotate_signing_keys
 
-    emit(rotate_signing_keys(actor="cli"))
+    try:
+        emit(rotate_signing_keys(actor=_operator(), force=force, if_due=if_due))
+    except KeyOperationError as error:
+        fail(str(error))
 
 
-@keys.command("revoke")
+# A kid is base64url and may begin with "-": take it as the argument, not as an option.
+@keys.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 @with_appcontext
 def revoke_key_command(kid):
-    from authserver.signing.services import KeyOperationError, revoke_key
+    """Withdraw a key from the JWKS at once (a leaked key); its tokens stop verifying."""
+    from authserver.signing.services import KeyOperationError, describe_key, revoke_key
 
     try:
-        emit(revoke_key(kid, actor="cli").describe())
+        emit(describe_key(revoke_key(kid, actor=_operator())))
     except KeyOperationError as error:
         fail(str(error))
 
@@ -154,17 +197,57 @@ def revoke_key_command(kid):
 @click.option("--pem", "pem_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @with_appcontext
 def import_key_command(pem_path):
-    from authserver.signing.services import KeyOperationError, import_key
+    """Add an RSA private key (PEM) as `next`, replacing an unused `next` key."""
+    from authserver.signing.services import KeyOperationError, describe_key, import_key
 
     try:
-        emit(import_key(Path(pem_path).read_bytes(), actor="cli").describe())
+        emit(describe_key(import_key(Path(pem_path).read_bytes(), actor=_operator())))
     except KeyOperationError as error:
+        fail(str(error))
+
+
+@keys.command("rewrap")
+@click.option(
+    "--new-kek-env",
+    metavar="VAR",
+    help="Environment variable holding the new key-encryption key (base64url, 32 bytes).",
+)
+@click.option(
+    "--new-kek-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File holding the new key-encryption key.",
+)
+@with_appcontext
+def rewrap_keys_command(new_kek_env, new_kek_file):
+    """Re-encrypt every private key under a new key-encryption key, all or nothing.
+
+    The new key is never taken from the command line, which other users can read in the
+    process list. Afterwards set AUTHSERVER_KEY_ENCRYPTION_KEY to it and restart.
+    """
+    import os
+
+    from authserver.config import ConfigError, _decode_key
+    from authserver.signing.services import KeyOperationError, rewrap_keys
+
+    if bool(new_kek_env) == bool(new_kek_file):
+        fail("give exactly one of --new-kek-env VAR or --new-kek-file PATH")
+    if new_kek_env:
+        source, value = new_kek_env, os.environ.get(new_kek_env, "")
+    else:
+        source, value = new_kek_file, Path(new_kek_file).read_text()
+    try:
+        if not value.strip():
+            raise ConfigError(f"{source} is empty")
+        new_kek = _decode_key(source, value)
+        emit({"rewrapped": rewrap_keys(new_kek, actor=_operator())})
+    except (ConfigError, KeyOperationError) as error:
         fail(str(error))
 
 
 @keys.command("export-jwks")
 @with_appcontext
 def export_jwks_command():
+    """The public JWKS as served at /.well-known/jwks.json."""
     from authserver.context import keyring
 
     emit(json.loads(keyring().snapshot().jwks_body))
@@ -178,9 +261,30 @@ def register_cli(app: Flask) -> None:
 def _create_app():
     from authserver import create_app
 
-    return create_app()
+    app = create_app()
+    # A command's output is its one JSON object; progress chatter (Alembic's INFO lines)
+    # would bury it. Warnings and errors still reach stderr, as JSON lines.
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    return app
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from authserver.config import ConfigError
+
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, load_dotenv=False)
-    cli(prog_name="authserver")
+    try:
+        cli(prog_name="authserver")
+    except ConfigError as error:
+        fail(f"configuration: {error}")
+    except (OperationalError, ProgrammingError) as error:
+        # Not str(error): SQLAlchemy's text carries the statement's parameters (hashes).
+        fail(
+            f"database error ({type(error.orig).__name__}): is the database reachable and "
+            "migrated? Run `authserver db upgrade`."
+        )
+
+
+if __name__ == "__main__":
+    main()

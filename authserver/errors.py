@@ -54,6 +54,38 @@ class ServiceUnavailable(AuthserverError):
     description = "A dependency is unavailable; try again shortly."
 
 
+class RateLimited(AuthserverError):
+    """A budget is spent; ``retry_after`` seconds until it allows the request again."""
+
+    description = "Too many requests; try again later."
+
+    def __init__(self, retry_after: int, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, int(retry_after))
+
+
+class TooManyFailedLogins(RateLimited):
+    description = "Too many failed sign-in attempts; try again later."
+
+
+class InvalidOtp(AuthserverError):
+    """Wrong, expired, superseded, spent or exhausted code: one answer for all."""
+
+    description = "The code is invalid or has expired."
+
+
+class OtpRegionNotAllowed(AuthserverError):
+    description = "Codes cannot be sent to numbers of this country."
+
+
+class PasswordRejected(AuthserverError):
+    description = "The new password must be 8 to 256 characters long."
+
+
+class SmsDeliveryFailed(ServiceUnavailable):
+    description = "The SMS could not be sent; try again shortly."
+
+
 def register_error_handlers(app: Flask) -> None:
     """Every failure outside the OAuth endpoints answers JSON, never an HTML page."""
 
@@ -83,6 +115,14 @@ def register_error_handlers(app: Flask) -> None:
         )
         response.status_code = 503
         response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(RateLimited)
+    def rate_limited(error: RateLimited):
+        # Views answer their own 429s; this is the safety net for one that does not.
+        response = jsonify(error="too_many_requests", error_description=error.description)
+        response.status_code = 429
+        response.headers["Retry-After"] = str(error.retry_after)
         return response
 
     @app.errorhandler(ServiceUnavailable)

@@ -90,6 +90,8 @@ def wipe(app) -> None:
                 db.session.execute(text(f"DELETE FROM {table}"))
         db.session.commit()
         db.session.remove()
+    # Rate-limit counters (failed logins, SMS budgets) would otherwise outlive the test.
+    app.extensions["authserver.budgets"].storage.reset()
 
 
 @pytest.fixture
@@ -183,8 +185,9 @@ def password_login(http, app_client, user):
 
 
 class LiveServer:
-    def __init__(self, app) -> None:
-        self.port = free_port()
+    def __init__(self, app, port: int | None = None) -> None:
+        # A fixed port lets an app's AUTHSERVER_ISSUER name its own live URL.
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

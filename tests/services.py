@@ -164,3 +164,119 @@ def redis_server() -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class PostgresCluster:
+    """A private PostgreSQL server a test may stop and start again (outage tests), on a
+    fixed port so the app's URL stays valid. Use as a context manager; never shared."""
+
+    def __init__(self) -> None:
+        self.bindir = _pg_bindir()
+        self.workdir = Path(tempfile.mkdtemp(prefix="authserver-pg-outage-"))
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.workdir, account.pw_uid, account.pw_gid)
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/authserver_test"
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.workdir / "data"), *args]),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=50"
+        )
+        self._pg_ctl("-o", options, "-l", str(self.workdir / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Like a crash: connections are cut, nothing is flushed politely."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def __enter__(self) -> PostgresCluster:
+        subprocess.run(
+            _as_server_user(
+                [
+                    *(str(self.bindir / "initdb"), "-D", str(self.workdir / "data")),
+                    *("-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"),
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.start()
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE authserver_test")
+        conn.close()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(
+            _as_server_user(
+                [
+                    *(str(self.bindir / "pg_ctl"), "-D", str(self.workdir / "data")),
+                    *("-m", "immediate", "stop"),
+                ]
+            ),
+            capture_output=True,
+        )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class RedisProcess:
+    """A private Redis a test may stop and start again, on a fixed port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server not found: install Redis (apt-get install redis-server)"
+            )
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="authserver-redis-outage-")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def __enter__(self) -> RedisProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import select
@@ -10,8 +11,10 @@ from authserver.accounts.models import Group, Permission, User
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
 from authserver.audit import record_event
 from authserver.context import passwords, settings
-from authserver.errors import AccountDisabled, InvalidCredentials
+from authserver.errors import AccountDisabled, InvalidCredentials, TooManyFailedLogins
 from authserver.extensions import db
+from authserver.net import client_ip
+from authserver.otp.throttle import LoginAttempt
 
 ADMIN_GROUP = "Admin User"
 REGULAR_GROUP = "Regular User"
@@ -26,12 +29,23 @@ def find_user_by_phone(phone_text: str) -> User | None:
     return db.session.scalar(select(User).where(User.phone == phone))
 
 
-def authenticate_password(phone_text: str, password: str, *, client_id: str | None) -> User:
+def authenticate_password(
+    phone_text: str, password: str, *, client_id: str | None, ip: str | None = None
+) -> User:
     """The user whose phone and password these are.
 
     Unknown phone, unparseable phone and wrong password raise the same
-    ``InvalidCredentials`` after the same amount of hashing work.
+    ``InvalidCredentials`` after the same amount of hashing work. Failures are counted
+    per phone+IP, per phone and per IP (authserver/otp/throttle.py): past a limit every
+    attempt, right or wrong, known phone or not, raises ``TooManyFailedLogins``.
     """
+    attempt = LoginAttempt.of(phone_text, ip or client_ip())
+    try:
+        attempt.begin()
+    except TooManyFailedLogins:
+        record_event("login.password", outcome="failure", client_id=client_id, reason="throttled")
+        db.session.commit()
+        raise
     user = find_user_by_phone(phone_text)
     if not passwords().verify(user.password_hash if user else None, password) or user is None:
         record_event(
@@ -43,6 +57,7 @@ def authenticate_password(phone_text: str, password: str, *, client_id: str | No
         )
         db.session.commit()  # the OAuth error path rolls back: keep the record
         raise InvalidCredentials()
+    attempt.succeeded()
     if not user.can_sign_in:
         record_event(
             "login.password",
@@ -73,6 +88,7 @@ def create_user(
 ) -> User:
     """Add a user to the current transaction (the caller commits)."""
     e164 = normalize_phone(phone, settings().default_region)
+    check_account_type(account_type)
     user = User(
         phone=e164,
         username=username or e164,
@@ -90,6 +106,99 @@ def create_user(
         user.permissions = [get_or_create_permission(ADMIN_PERMISSION, "Administer authserver")]
     db.session.add(user)
     return user
+
+
+class InvalidAccountType(ValueError):
+    """``account_type`` is not one of AUTHSERVER_ACCOUNT_TYPES."""
+
+
+def check_account_type(account_type: str) -> None:
+    allowed = settings().account_type_set
+    if account_type not in allowed:
+        raise InvalidAccountType(f"account_type must be one of: {', '.join(sorted(allowed))}")
+
+
+class UnknownNames(ValueError):
+    """Groups or permissions named that do not exist."""
+
+    def __init__(self, kind: str, names: list[str]) -> None:
+        super().__init__(f"unknown {kind}: {', '.join(names)}")
+        self.kind, self.names = kind, names
+
+
+def groups_named(names: list[str]) -> list[Group]:
+    """The existing groups of these names (each once), or raise UnknownNames."""
+    wanted = list(dict.fromkeys(names))
+    found = {g.name: g for g in db.session.scalars(select(Group).where(Group.name.in_(wanted)))}
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise UnknownNames("groups", missing)
+    return [found[name] for name in wanted]
+
+
+def permissions_coded(codenames: list[str]) -> list[Permission]:
+    """The existing permissions of these codenames (each once), or raise UnknownNames."""
+    wanted = list(dict.fromkeys(codenames))
+    found = {
+        p.codename: p
+        for p in db.session.scalars(select(Permission).where(Permission.codename.in_(wanted)))
+    }
+    missing = [code for code in wanted if code not in found]
+    if missing:
+        raise UnknownNames("permissions", missing)
+    return [found[code] for code in wanted]
+
+
+def username_taken(username: str, *, other_than: User | None = None) -> bool:
+    query = select(User.id).where(User.username == username)
+    if other_than is not None:
+        query = query.where(User.id != other_than.id)
+    return db.session.scalar(query) is not None
+
+
+def phone_taken(phone: str, *, other_than: User | None = None) -> bool:
+    query = select(User.id).where(User.phone == phone)
+    if other_than is not None:
+        query = query.where(User.id != other_than.id)
+    return db.session.scalar(query) is not None
+
+
+def change_password(
+    user: User, current: str | None, new: str, *, keep_session: uuid.UUID | None
+) -> int:
+    """Set a new password and end every other session of the user; returns how many.
+
+    ``current`` must match unless the account has no password yet (an SMS sign-up).
+    Wrong answers count against the same failed-login budgets as the password grant, so
+    a stolen access token does not open unlimited guessing. Raises InvalidCredentials or
+    TooManyFailedLogins; the caller commits."""
+    from authserver.oauth.sessions import revoke_user_sessions
+
+    had_password = user.password_hash is not None
+    if had_password:
+        attempt = LoginAttempt.of(user.phone, client_ip())
+        attempt.begin()
+        if not isinstance(current, str) or not passwords().verify(user.password_hash, current):
+            record_event(
+                "password.changed",
+                outcome="failure",
+                actor=str(user.id),
+                user_id=user.id,
+                reason="invalid_current_password",
+            )
+            db.session.commit()
+            raise InvalidCredentials("The current password is wrong.")
+        attempt.succeeded()
+    user.password_hash = passwords().hash(new)
+    ended = revoke_user_sessions(user.id, reason="password_changed", keep=keep_session)
+    record_event(
+        "password.changed",
+        actor=str(user.id),
+        user_id=user.id,
+        sessions_revoked=len(ended),
+        had_password=had_password,
+    )
+    return len(ended)
 
 
 def get_or_create_group(name: str) -> Group:

@@ -28,20 +28,12 @@ def create_client(
 ) -> tuple[Client, str | None]:
     """The new client and its secret (None for a public client). Only the secret's keyed
     hash is stored: it is shown to the caller once."""
-    unknown = set(grant_types) - set(GRANT_TYPES)
-    if unknown:
-        raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
-    if public and "client_credentials" in grant_types:
-        raise ClientError("a public client cannot use client_credentials (RFC 6749 §4.4)")
-    if public and resource_server:
-        raise ClientError("a resource server must be a confidential client")
+    check_client_rules(grant_types, public=public, resource_server=resource_server)
     client_id = client_id or secrets.token_urlsafe(16)
     if len(client_id) > 64 or db.session.get(Client, client_id) is not None:
         raise ClientError("client id taken or longer than 64 characters")
     secret = None if public else secrets.token_urlsafe(32)
-    scopes = " ".join(sorted(set((scope or settings().default_client_scope).split())))
-    if not scopes:
-        raise ClientError("a client needs at least one allowed scope")
+    scopes = normalize_scope(scope or settings().default_client_scope)
     client = Client(
         client_id=client_id,
         name=name,
@@ -55,3 +47,35 @@ def create_client(
     record_event("client.created", actor=actor, client_id=client_id)
     db.session.commit()
     return client, secret
+
+
+def check_client_rules(grant_types: list[str], *, public: bool, resource_server: bool) -> None:
+    """What a client's registration must respect (at creation and on every change)."""
+    if not grant_types:
+        raise ClientError("a client needs at least one grant type")
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientError(f"unsupported grant type(s): {', '.join(sorted(unknown))}")
+    if public and "client_credentials" in grant_types:
+        raise ClientError("a public client cannot use client_credentials (RFC 6749 §4.4)")
+    if public and resource_server:
+        raise ClientError("a resource server must be a confidential client")
+
+
+def normalize_scope(scope: str) -> str:
+    """Allowed scopes as stored: space-separated, sorted, each once; at least one."""
+    scopes = " ".join(sorted(set(scope.split())))
+    if not scopes:
+        raise ClientError("a client needs at least one allowed scope")
+    return scopes
+
+
+def new_client_secret(client: Client, *, actor: str) -> str:
+    """Replace a confidential client's secret; the old one stops working at once. The new
+    secret is returned once and only its keyed hash is stored."""
+    if client.is_public:
+        raise ClientError("a public client has no secret")
+    secret = secrets.token_urlsafe(32)
+    client.secret_hash = keyed_hash(secret)
+    record_event("client.secret_rotated", actor=actor, client_id=client.client_id)
+    return secret

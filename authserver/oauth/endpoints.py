@@ -13,9 +13,14 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authserver.audit import record_event
 from authserver.context import settings
 from authserver.extensions import db, utcnow
-from authserver.oauth.models import Client, RevokedAccessToken
+from authserver.oauth.models import Client
 from authserver.oauth.sessions import find_refresh_token, revoke_session
-from authserver.oauth.tokens import InvalidAccessToken, access_token_revoked, decode_access_token
+from authserver.oauth.tokens import (
+    InvalidAccessToken,
+    access_token_revoked,
+    decode_access_token,
+    revoke_access_token,
+)
 
 CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -61,11 +66,14 @@ def inspect_token(value: str) -> TokenInfo | None:
         return None
     now = utcnow()
     session = token.session
+    client = db.session.get(Client, session.client_id)
     active = (
         token.used_at is None
         and token.expires_at > now
         and session.is_live(now)
         and session.user.can_sign_in
+        and client is not None
+        and client.is_active
     )
     claims = {
         "token_type": "refresh_token",
@@ -123,27 +131,24 @@ class RevocationEndpoint(_RevocationEndpoint):
     def revoke_token(self, token: TokenInfo, request) -> None:
         client_id = request.client.client_id
         if token.kind == "access_token":
-            jti = token.claims["jti"]
-            if db.session.get(RevokedAccessToken, jti) is None:
-                expires = datetime.fromtimestamp(token.claims["exp"], tz=utcnow().tzinfo)
-                db.session.add(RevokedAccessToken(jti=jti, expires_at=expires))
+            revoke_access_token(token.claims)
             record_event(
                 "token.revoked",
                 actor=client_id,
                 client_id=token.client_id,
                 user_id=token.claims.get("sub") if token.claims.get("sid") else None,
                 token_type="access_token",
-                jti=jti,
+                jti=token.claims["jti"],
             )
         else:
             session = token.refresh_token.session
-            revoke_session(session, reason="revoked")
-            record_event(
-                "session.revoked",
-                actor=client_id,
-                client_id=token.client_id,
-                user_id=session.user_id,
-                session_id=str(session.id),
-                reason="refresh_token_revoked",
-            )
+            if revoke_session(session, reason="revoked"):
+                record_event(
+                    "session.revoked",
+                    actor=client_id,
+                    client_id=token.client_id,
+                    user_id=session.user_id,
+                    session_id=str(session.id),
+                    reason="refresh_token_revoked",
+                )
         db.session.commit()

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
 from authserver.accounts.services import authenticate_password
-from authserver.errors import AccountDisabled, InvalidCredentials, RefreshTokenInvalid
+from authserver.errors import (
+    AccountDisabled,
+    InvalidCredentials,
+    RefreshTokenInvalid,
+    TooManyFailedLogins,
+)
+from authserver.extensions import db
 from authserver.net import client_ip, user_agent
 from authserver.oauth.models import RefreshToken
 from authserver.oauth.sessions import Device, claim_refresh_token
 from authserver.oauth.tokens import Grantee
+from authserver.ops.metrics import FAILED_LOGINS
+from authserver.otp import OTP_GRANT_TYPE
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
@@ -35,12 +44,26 @@ class ClientRulesMixin:
 
     def validate_requested_scope(self) -> None:
         """A client may ask only for scopes it is allowed (RFC 6749 §5.2 invalid_scope)."""
-        scope = self.request.payload.scope  # type: ignore[attr-defined]
-        if scope is None:
-            return
-        requested = set(scope.split())
-        if not requested or not requested <= self.request.client.allowed_scopes():  # type: ignore[attr-defined]
+        # An empty ``scope=`` asks for nothing in particular, as if omitted (as Authlib's
+        # refresh grant already treats it): the client's allowed scopes.
+        requested = set((self.request.payload.scope or "").split())  # type: ignore[attr-defined]
+        if requested and not requested <= self.request.client.allowed_scopes():  # type: ignore[attr-defined]
             raise InvalidScopeError("The requested scope is not allowed for this client.")
+
+
+class TooManyAttemptsError(OAuth2Error):
+    """429 with Retry-After: a throttled phone+IP (or phone, or IP) may retry later. Known
+    and unknown phones are throttled alike, so this reveals nothing about accounts."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, retry_after: int, description: str) -> None:
+        super().__init__(description=description)
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 class PasswordGrant(ClientRulesMixin, grants.ResourceOwnerPasswordCredentialsGrant):
@@ -51,15 +74,30 @@ class PasswordGrant(ClientRulesMixin, grants.ResourceOwnerPasswordCredentialsGra
         try:
             user = authenticate_password(username, password, client_id=client_id)
         except InvalidCredentials as error:
+            FAILED_LOGINS.labels("password", "invalid_credentials").inc()
             raise InvalidGrantError(error.description) from None
         except AccountDisabled as error:
+            FAILED_LOGINS.labels("password", "account_disabled").inc()
             raise InvalidGrantError(error.description) from None
+        except TooManyFailedLogins as error:
+            FAILED_LOGINS.labels("password", "throttled").inc()
+            raise TooManyAttemptsError(error.retry_after, error.description) from None
         return Grantee(user=user, amr=["pwd"], device=device_of(self.request))
 
 
 class RefreshTokenGrant(ClientRulesMixin, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotate on every use
+
+    def validate_token_request(self) -> None:
+        try:
+            super().validate_token_request()
+        except OAuth2Error:
+            # A refused request (wrong client, wider scope, ended session) must not spend
+            # the token it claimed: undo the claim now, not at the end of the request, so
+            # no later commit can keep it. A reuse revocation was committed before this.
+            db.session.rollback()
+            raise
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
         try:
@@ -89,4 +127,5 @@ GRANT_TYPES = [
     PasswordGrant.GRANT_TYPE,
     RefreshTokenGrant.GRANT_TYPE,
     ClientCredentialsGrant.GRANT_TYPE,
+    OTP_GRANT_TYPE,
 ]

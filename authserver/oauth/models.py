@@ -53,9 +53,10 @@ class Client(db.Model, ClientMixin):
     def get_allowed_scope(self, scope: str | None) -> str:
         """No scope asked: every allowed scope. Scopes beyond those allowed are refused
         before this point (``invalid_scope``), so this only normalises the order."""
-        if not scope:
+        requested = set((scope or "").split())  # blank counts as not asked
+        if not requested:
             return " ".join(sorted(self.allowed_scopes()))
-        return " ".join(sorted(set(scope.split()) & self.allowed_scopes()))
+        return " ".join(sorted(requested & self.allowed_scopes()))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return False
@@ -113,8 +114,9 @@ class RefreshToken(db.Model):
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
+    # Indexed: reuse detection looks a token's successor up by it.
     parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("refresh_tokens.id", ondelete="SET NULL")
+        ForeignKey("refresh_tokens.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from urllib.parse import unquote
+
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Flask
 
 from authserver.audit import record_event
 from authserver.extensions import db
+from authserver.logs import annotate_request
 from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.grants import ClientCredentialsGrant, PasswordGrant, RefreshTokenGrant
 from authserver.oauth.models import Client
 from authserver.oauth.tokens import AccessTokenGenerator, Grantee
+from authserver.ops import token_issued
+from authserver.otp.grant import OtpGrant
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -33,14 +40,53 @@ class AuthorizationServer(_AuthorizationServer):
                 amr=grantee.amr,
             )
         db.session.commit()
+        token_issued(
+            request.payload.grant_type, request.client.client_id, grantee and grantee.user.id
+        )
+
+    def create_oauth2_request(self, request):
+        # A first-party endpoint (the seed compatibility views) hands in a request it
+        # built itself; everything else is the current Flask request.
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
+        basic_id = _basic_client_id(request.headers)
         # RFC 6749 §2.3: a client must not use more than one authentication method.
-        basic_id, _ = extract_basic_authorization(request.headers)
         form = request.form
         if basic_id and ("client_secret" in form or form.get("client_id", basic_id) != basic_id):
             raise InvalidRequestError("Use exactly one client authentication method.")
-        return super().authenticate_client(request, methods, endpoint)
+        try:
+            client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            # One answer for unknown client, wrong secret and wrong method: the status
+            # and text must not tell which client ids exist.
+            raise _client_authentication_failed() from None
+        annotate_request(client_id=client.client_id)  # the access log names it
+        return client
+
+
+def _client_authentication_failed() -> InvalidClientError:
+    return InvalidClientError(status_code=401, description="Client authentication failed.")
+
+
+def _basic_client_id(headers) -> str | None:
+    """The client id of a Basic Authorization header, or None when there is none.
+
+    Authlib's parser raises (an HTTP 500) on an empty or non-UTF-8 Basic value: a
+    malformed Basic header is a failed client authentication instead."""
+    scheme, _, value = (headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _client_authentication_failed() from None
+    client_id, colon, _ = decoded.partition(":")
+    if not colon or not client_id:
+        raise _client_authentication_failed()
+    return unquote(client_id)
 
 
 def create_authorization_server(app: Flask) -> AuthorizationServer:
@@ -54,6 +100,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_grant(PasswordGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(OtpGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
     return server

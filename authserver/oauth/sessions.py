@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from authserver.accounts.models import User
 from authserver.audit import record_event
@@ -23,6 +23,7 @@ from authserver.context import keyed_hash, settings
 from authserver.errors import RefreshRaceLost, RefreshTokenInvalid, RefreshTokenReused
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client, RefreshToken
+from authserver.ops.metrics import REFRESH_TOKEN_REUSE
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ def start_session(
     user: User, client: Client, scope: str, amr: list[str], device: Device
 ) -> AuthSession:
     now = utcnow()
+    limit = settings().max_sessions_per_user
+    if limit:
+        # Simultaneous sign-ins of one user count one after the other (PostgreSQL; SQLite
+        # has one writer anyway). Locked before the INSERT, whose foreign-key share lock
+        # on the user row would otherwise deadlock two sign-ins upgrading to this one.
+        db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     session = AuthSession(
         id=uuid.uuid4(),
         user_id=user.id,
@@ -50,7 +57,70 @@ def start_session(
         expires_at=now + timedelta(seconds=settings().session_max_ttl),
     )
     db.session.add(session)
+    if limit:
+        _enforce_session_limit(user, now, limit)
     return session
+
+
+def _enforce_session_limit(user: User, now: datetime, limit: int) -> None:
+    """Keep at most AUTHSERVER_MAX_SESSIONS_PER_USER live sessions: a new sign-in ends the
+    least recently used ones. Refusing the sign-in instead would lock out a user whose
+    old devices are lost (ending sessions needs a sign-in), and let whoever knows the
+    password fill every slot to keep the owner out."""
+    db.session.flush()  # the new session counts, as the most recently used
+    live = db.session.scalars(
+        live_sessions_query(user.id, now)
+        .order_by(AuthSession.last_used_at.desc(), AuthSession.created_at.desc())
+        .offset(limit)
+    ).all()
+    for session in live:
+        if revoke_session(session, reason="session_limit"):
+            record_event(
+                "session.revoked",
+                actor="system",
+                user_id=user.id,
+                client_id=session.client_id,
+                session_id=str(session.id),
+                reason="session_limit",
+            )
+
+
+def live_sessions_query(user_id: uuid.UUID, now: datetime | None = None) -> Select:
+    """The user's sessions that can still be refreshed: not revoked, within their
+    absolute lifetime, and used within the idle lifetime."""
+    now = now or utcnow()
+    return select(AuthSession).where(
+        AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > now,
+        AuthSession.last_used_at > now - timedelta(seconds=settings().session_idle_ttl),
+    )
+
+
+def revoke_user_sessions(
+    user_id: uuid.UUID, *, reason: str, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """End every live session of the user (but ``keep``) in one UPDATE; their refresh
+    and access tokens stop working at once. Returns the ids of the sessions ended."""
+    now = utcnow()
+    conditions = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]
+    if keep is not None:
+        conditions.append(AuthSession.id != keep)
+    ended = (
+        db.session.execute(
+            update(AuthSession)
+            .where(*conditions, AuthSession.expires_at > now)
+            .values(revoked_at=now, revoked_reason=reason)
+            .returning(AuthSession.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    for loaded in list(db.session.identity_map.values()):
+        if isinstance(loaded, AuthSession) and loaded.id in ended:
+            db.session.expire(loaded)  # must not keep showing as live
+    return list(ended)
 
 
 def issue_refresh_token(session: AuthSession, parent: RefreshToken | None = None) -> str:
@@ -107,27 +177,82 @@ def claim_refresh_token(value: str) -> RefreshToken:
             RefreshToken.parent_id == token.id, RefreshToken.used_at.is_(None)
         )
     )
-    if successor_unused and now - token.used_at <= timedelta(
+    if successor_unused is not None and now - token.used_at <= timedelta(
         seconds=settings().refresh_reuse_grace
     ):
         raise RefreshRaceLost()
-    revoke_session(token.session, reason="refresh_token_reused")
-    record_event(
-        "refresh_token.reused",
-        outcome="failure",
-        user_id=token.session.user_id,
-        client_id=token.session.client_id,
-        session_id=str(token.session_id),
-    )
+    # A replay racing with another replay of the same family is recorded once.
+    if revoke_session(token.session, reason="refresh_token_reused"):
+        record_event(
+            "refresh_token.reused",
+            outcome="failure",
+            user_id=token.session.user_id,
+            client_id=token.session.client_id,
+            session_id=str(token.session_id),
+        )
     db.session.commit()  # the OAuth error that follows must not roll the revocation back
+    REFRESH_TOKEN_REUSE.inc()
     raise RefreshTokenReused()
 
 
-def revoke_session(session: AuthSession, *, reason: str) -> None:
-    db.session.execute(
+def revoke_session(session: AuthSession, *, reason: str) -> bool:
+    """End the session, and so every token of it. False if it had already ended."""
+    result = db.session.execute(
         update(AuthSession)
         .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
     db.session.expire(session)
+    return result.rowcount == 1
+
+
+# (marker, name) pairs, most specific first: enough to tell a person's devices apart.
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("okhttp", "Android app"),
+    ("CFNetwork", "iOS app"),
+    ("curl/", "curl"),
+    ("python-requests", "Python"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Macintosh", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def device_label(device_name: str, user_agent: str) -> str:
+    """The name the device gave at sign-in (``device_name``), else one read from its
+    User-Agent ("Firefox on Linux"), else "Unknown device"."""
+    if device_name:
+        return device_name
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (user_agent[:60] if user_agent else "Unknown device")
+
+
+def describe_session(session: AuthSession, *, current: uuid.UUID | None = None) -> dict:
+    return {
+        "id": str(session.id),
+        "device_name": device_label(session.device_name, session.user_agent),
+        "client_id": session.client_id,
+        "ip_address": session.ip_address,
+        "user_agent": session.user_agent,
+        "amr": session.amr.split(),
+        "created_at": session.created_at.isoformat(),
+        "last_used_at": session.last_used_at.isoformat(),
+        "expires_at": session.expires_at.isoformat(),
+        "current": session.id == current,
+    }

@@ -16,11 +16,44 @@ from authserver.accounts.services import serialize_user
 from authserver.context import settings
 from authserver.extensions import db
 from authserver.oauth.grants import AUTH_METHODS
-from authserver.oauth.tokens import InvalidAccessToken, access_token_revoked, decode_access_token
+from authserver.oauth.schemas import (
+    AuthorizationServerMetadata,
+    IntrospectionRequest,
+    IntrospectionResponse,
+    OAuthError,
+    RevocationRequest,
+    RevocationResponse,
+    TokenRequest,
+    TokenResponse,
+    UserInfo,
+)
+from authserver.oauth.tokens import InvalidAccessToken, verify_access_token
+from authserver.openapi import Reply, documented
 
 bp = Blueprint("oauth", __name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# Documented answers shared by the form endpoints (RFC 6749 §5.2 bodies).
+FORM_ERRORS = {
+    400: Reply(
+        OAuthError,
+        "invalid_request (missing, repeated or URL parameter; Basic and body credentials "
+        "together), invalid_grant, invalid_scope, unauthorized_client, "
+        "unsupported_grant_type, unsupported_token_type.",
+    ),
+    401: Reply(
+        OAuthError,
+        "invalid_client: client authentication failed.",
+        headers={"WWW-Authenticate": "Basic, when the client tried Basic authentication."},
+    ),
+    415: Reply(OAuthError, "invalid_request: the body is not application/x-www-form-urlencoded."),
+    503: Reply(
+        OAuthError,
+        "temporarily_unavailable: a dependency is down.",
+        headers={"Retry-After": "Seconds to wait."},
+    ),
+}
 
 
 def oauth_error(status: int, error: str, description: str, headers=None) -> Response:
@@ -39,6 +72,10 @@ def _malformed_oauth_request() -> Response | None:
         )
     if request.args:
         return oauth_error(400, "invalid_request", "Parameters belong in the request body.")
+    if request.content_length and not request.form:
+        # Werkzeug drops the whole form when it is not UTF-8: say so, rather than
+        # answer about a missing grant_type the client did send.
+        return oauth_error(400, "invalid_request", "The body is not UTF-8 form data.")
     for key, values in request.form.lists():
         if len(values) > 1:
             return oauth_error(400, "invalid_request", f"Parameter '{key}' is repeated.")
@@ -50,21 +87,75 @@ def _server():
 
 
 @bp.post("/oauth/token")
+@documented(
+    "Issue tokens",
+    description="""
+    One endpoint for every grant (`grant_type`): password, refresh_token (rotating:
+    each refresh token works once), client_credentials and the OTP grant. Clients
+    authenticate with `client_secret_basic`, `client_secret_post`, or only `client_id`
+    for a public client.
+    """,
+    tags=["oauth"],
+    form=TokenRequest,
+    responses={
+        200: Reply(TokenResponse, "Tokens issued.", headers={"Cache-Control": "no-store"}),
+        **FORM_ERRORS,
+        429: Reply(
+            OAuthError,
+            "too_many_requests: too many failed sign-ins for this phone number or address.",
+            headers={"Retry-After": "Seconds to wait before trying again."},
+        ),
+    },
+    security=["client", "none"],
+)
 def token() -> Response:
-    return _malformed_oauth_request() or _server().create_token_response()
+    malformed = _malformed_oauth_request()
+    if malformed is None and not request.form.get("grant_type"):
+        # Authlib would answer "grant_type=None is unsupported"; RFC 6749 §5.2 calls a
+        # missing parameter invalid_request.
+        malformed = oauth_error(400, "invalid_request", "Missing 'grant_type' parameter.")
+    return malformed or _server().create_token_response()
 
 
 @bp.post("/oauth/introspect")
+@documented(
+    "Introspect a token (RFC 7662)",
+    description="""
+    For confidential clients. A client sees only its own tokens as active, unless it is
+    a resource server. Access tokens of a revoked session read as inactive.
+    """,
+    tags=["oauth"],
+    form=IntrospectionRequest,
+    responses={200: IntrospectionResponse, **FORM_ERRORS},
+    security=["client"],
+)
 def introspect() -> Response:
     return _malformed_oauth_request() or _server().create_endpoint_response("introspection")
 
 
 @bp.post("/oauth/revoke")
+@documented(
+    "Revoke a token (RFC 7009)",
+    description="""
+    A refresh token ends its whole session (its access tokens then introspect
+    inactive); an access token is revoked alone. Another client's token:
+    400 invalid_grant. Public clients authenticate with `client_id` alone.
+    """,
+    tags=["oauth"],
+    form=RevocationRequest,
+    responses={200: RevocationResponse, **FORM_ERRORS},
+    security=["client", "none"],
+)
 def revoke() -> Response:
     return _malformed_oauth_request() or _server().create_endpoint_response("revocation")
 
 
 @bp.get("/.well-known/oauth-authorization-server")
+@documented(
+    "Authorization server metadata (RFC 8414)",
+    tags=["oauth"],
+    responses={200: AuthorizationServerMetadata},
+)
 def metadata() -> Response:
     issuer = settings().issuer
     body = {
@@ -74,6 +165,7 @@ def metadata() -> Response:
         "introspection_endpoint": issuer + url_for("oauth.introspect"),
         "revocation_endpoint": issuer + url_for("oauth.revoke"),
         "userinfo_endpoint": issuer + url_for("oauth.userinfo"),
+        "otp_endpoint": issuer + url_for("otp.start"),
         "grant_types_supported": current_app.extensions["authserver.grant_types"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -88,22 +180,35 @@ def metadata() -> Response:
     return response
 
 
-def bearer_claims() -> dict:
-    """Claims of the request's Bearer access token, or raise InvalidAccessToken."""
-    header = request.headers.get("Authorization", "")
+def bearer_claims(*, cookie: bool = False) -> dict:
+    """Claims of the request's Bearer access token, or raise InvalidAccessToken.
+
+    ``cookie``: also read a cookie named ``Authorization`` holding ``Bearer <token>``
+    (seed 004's apps send it that way)."""
+    header = request.headers.get("Authorization") or (
+        request.cookies.get("Authorization", "") if cookie else ""
+    )
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise InvalidAccessToken("Missing Bearer token.")
-    claims = decode_access_token(value.strip())
-    if access_token_revoked(claims):
-        raise InvalidAccessToken("The access token has been revoked.")
-    aud = claims.get("aud")
-    if settings().audience not in (aud if isinstance(aud, list) else [aud]):
-        raise InvalidAccessToken("The access token is for another audience.")
-    return claims
+    return verify_access_token(value.strip())
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@documented(
+    "The token's user (OpenID Connect UserInfo shape)",
+    tags=["oauth"],
+    responses={
+        200: UserInfo,
+        401: Reply(
+            OAuthError,
+            "invalid_token: missing, invalid, expired or revoked access token.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ),
+        403: Reply(OAuthError, "insufficient_scope: the token is not a user's."),
+    },
+    security=["bearer"],
+)
 def userinfo() -> Response:
     """OpenID Connect UserInfo shape for the token's user."""
     try:

@@ -4,23 +4,52 @@ Importing a private RSA key costs ~50 ms and building the JWKS from rows costs m
 each process keeps an immutable snapshot and checks the database for changes at most
 every ``AUTHSERVER_KEY_CACHE_SECONDS``: a rotation made on one instance is used by all
 others within that bound, with no restart. Local changes invalidate at once.
+
+A retired key stays published until every token it may have signed has expired: its
+retirement, plus the time other instances may still sign with it from their cached
+snapshot (``AUTHSERVER_KEY_CACHE_SECONDS``), plus the access-token lifetime, plus the
+clock-skew allowance verifiers grant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from flask import Flask
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from authserver.config import ConfigError
 from authserver.extensions import db, utcnow
-from authserver.signing.crypto import decrypt_private_key
+from authserver.signing.crypto import KeyDecryptionError, decrypt_private_key
 from authserver.signing.models import SigningKey
+
+if TYPE_CHECKING:
+    from authserver.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def retired_window(settings: Settings) -> int:
+    """Seconds a retired key stays in the JWKS after its retirement."""
+    return settings.access_token_ttl + settings.key_cache_seconds + settings.clock_skew
+
+
+def is_published(state: str, retired_at: datetime | None, now: datetime, window: int) -> bool:
+    """Whether a key in this state belongs in the JWKS at ``now``."""
+    if state == "revoked":
+        return False
+    if state != "retired":
+        return True
+    return retired_at is not None and retired_at + timedelta(seconds=window) > now
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,18 @@ class KeyRing:
         self._snapshot: KeySnapshot | None = None
         self._checked_at = 0.0
         self._private: dict[str, RSAKey] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        return cls(
+            settings.key_encryption_key,
+            settings.key_cache_seconds,
+            retired_window=retired_window(settings),
+        )
+
+    @property
+    def retired_window(self) -> int:
+        return self._retired_window
 
     def snapshot(self) -> KeySnapshot:
         snap = self._snapshot
@@ -68,7 +109,6 @@ class KeyRing:
 
     def _reload(self) -> None:
         now = utcnow()
-        window = timedelta(seconds=self._retired_window)
         rows = db.session.execute(
             select(SigningKey.kid, SigningKey.state, SigningKey.public_jwk, SigningKey.retired_at)
             .where(SigningKey.state != "revoked")
@@ -77,7 +117,7 @@ class KeyRing:
         published = [
             row
             for row in rows
-            if row.state != "retired" or (row.retired_at and row.retired_at + window > now)
+            if is_published(row.state, row.retired_at, now, self._retired_window)
         ]
         version = tuple((row.kid, row.state) for row in published)
         current = self._snapshot
@@ -105,3 +145,25 @@ class KeyRing:
             states={row.kid: row.state for row in published},
         )
         self._checked_at = time.monotonic()
+
+
+def check_key_encryption_key(app: Flask) -> None:
+    """Open the active key once at start-up, so a wrong AUTHSERVER_KEY_ENCRYPTION_KEY stops
+    the process with a clear message instead of failing the first token request. The
+    decrypted key stays cached in the key ring, so this costs nothing later."""
+    with app.app_context():
+        try:
+            app.extensions["authserver.keyring"].snapshot()
+        except KeyDecryptionError as error:
+            raise ConfigError(
+                f"{error}. Set AUTHSERVER_KEY_ENCRYPTION_KEY to the key the signing keys were "
+                "encrypted with (see `authserver keys rewrap` to change it)."
+            ) from None
+        except SQLAlchemyError as error:
+            # No schema yet (before `authserver db upgrade`) or the database is down: there
+            # is nothing to check now; the first use will tell.
+            log.info("signing keys not checked at start-up: %s", type(error).__name__)
+        finally:
+            db.session.remove()
+            # gunicorn preloads the app before forking: no pooled connection may cross a fork.
+            db.engine.dispose()

@@ -1,0 +1,62 @@
+"""Request bodies of the self-service API (``/account/...``); they validate the requests
+and describe them in the OpenAPI document. Responses: ``serialize_user`` (the seed's
+``user`` object) and ``describe_session``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from authserver.api import Schema
+
+# Django's username rule: letters, digits and @ . + - _
+USERNAME_PATTERN = r"^[\w.@+-]+$"
+# A plain syntactic check (one @, a dotted domain, no spaces); whether the mailbox
+# exists is a question only a mail to it can answer.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def _email(value: str) -> str:
+    if value and (len(value) > 254 or not _EMAIL.match(value)):
+        raise ValueError("Enter a valid email address.")
+    return value.lower() if value else value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150)]
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=150, pattern=USERNAME_PATTERN
+    ),
+]
+Email = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_email)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+# The same bounds as the password reset (errors.PasswordRejected).
+NewPassword = Annotated[str, Field(min_length=8, max_length=256)]
+
+
+class ProfileUpdate(Schema):
+    """Only the fields given change; ``email`` empty or null clears it."""
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    username: Username | None = None
+    email: Email | None = None
+
+
+class PasswordChange(Schema):
+    """``current_password`` is required unless the account has no password yet."""
+
+    current_password: str | None = Field(default=None, max_length=1024)
+    new_password: NewPassword
+
+
+class PhoneChangeStart(Schema):
+    phone: Phone
+
+
+class PhoneChangeConfirm(Schema):
+    phone: Phone
+    code: str = Field(min_length=1, max_length=32)

@@ -1,0 +1,1 @@
+"""The admin API (``/admin/...``): users, groups, permissions, clients, keys, audit log."""

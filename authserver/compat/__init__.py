@@ -1,0 +1,1 @@
+"""The seed documents' endpoints: thin adapters over the OAuth server and services."""

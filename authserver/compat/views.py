@@ -1,0 +1,431 @@
+"""The seed documents' endpoints (../shared/seeds), for the apps of the older Django services.
+
+Each view only translates: it reads the seed's JSON shape, runs the equivalent request
+through the same Authlib server as ``/oauth/token`` (``run_token_request``) or the same
+services, and answers in the seed's shape. Where a seed shows no error body, the answer
+takes SimpleJWT's (``{"detail": ..., "code": ...}``); request validation errors take
+Django REST Framework's (``{"field": ["message"]}``), as the Django services did.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+
+from authserver.accounts.models import User
+from authserver.accounts.services import serialize_user
+from authserver.extensions import db
+from authserver.oauth.internal import run_internal_request, run_token_request
+from authserver.oauth.tokens import (
+    InvalidAccessToken,
+    decode_access_token,
+    verify_access_token,
+)
+from authserver.oauth.views import bearer_claims
+from authserver.openapi import Reply, documented
+
+bp = Blueprint("compat", __name__)
+
+
+class PhoneLogin(BaseModel):
+    phone: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UsernameLogin(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshBody(BaseModel):
+    refresh: str = Field(min_length=1, max_length=512)
+
+
+class TokenBody(BaseModel):
+    token: str = Field(min_length=1, max_length=8192)
+
+
+class ProfileUpdate(BaseModel):
+    fullname: str = Field(max_length=300)
+
+
+# --- answers, described for the OpenAPI document -------------------------------------
+class TokenPair(BaseModel):
+    """SimpleJWT's pair. On a refresh, `refresh` is the rotated successor."""
+
+    refresh: str = Field(description="Opaque refresh token; each works once.")
+    access: str = Field(description="RFC 9068 JWT access token.")
+
+
+class SeedUser(BaseModel):
+    """The seed login response's `user` object (accounts.services.serialize_user)."""
+
+    id: str = Field(description="UUID.")
+    username: str
+    email: str = Field(description="Empty when unknown.")
+    phone: str = Field(description="E.164.")
+    first_name: str
+    last_name: str
+    account_type: str
+    is_active: bool
+    is_blocked: bool
+    groups: list[str]
+    permissions: list[str] = Field(description="Permission codenames.")
+
+
+class LoginResponse(TokenPair):
+    user: SeedUser
+
+
+class Profile(SeedUser):
+    fullname: str = Field(description="First and last name, space-separated.")
+
+
+class Empty(BaseModel):
+    """An empty JSON object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimpleJwtError(BaseModel):
+    """SimpleJWT's error body."""
+
+    detail: str
+    code: str | None = Field(examples=["no_active_account", "token_not_valid"])
+
+
+class Seed003Error(BaseModel):
+    """Seed 003's error body."""
+
+    error: str
+
+
+class FieldErrors(RootModel[dict[str, list[str]]]):
+    """Django REST Framework's validation errors: field name -> messages
+    (`non_field_errors` when the body is not an object)."""
+
+
+BAD_BODY = Reply(FieldErrors, "The body (JSON or form) does not fit: which field and why.")
+# Failures of the token service that are not the seed's own keep their status.
+PASSED_THROUGH = {
+    429: Reply(
+        SimpleJwtError,
+        "Too many attempts.",
+        headers={"Retry-After": "Seconds to wait before trying again."},
+    ),
+    503: Reply(SimpleJwtError, "A dependency is unavailable; try again shortly."),
+}
+BAD_CREDENTIALS = Reply(SimpleJwtError, "No active account found with the given credentials.")
+BAD_TOKEN = Reply(
+    SimpleJwtError,
+    "Token is invalid or expired.",
+    headers={"WWW-Authenticate": 'Bearer realm="api" (profile endpoints)'},
+)
+
+
+def _seed_doc(summary: str, body: type[BaseModel], ok: Any, failure: Reply) -> Callable:
+    """Metadata of a seed endpoint taking ``body`` as JSON or form."""
+    return documented(
+        summary,
+        tags=["compat"],
+        body=body,
+        form=body,
+        responses={200: ok, 400: BAD_BODY, 401: failure, **PASSED_THROUGH},
+    )
+
+
+class InvalidBody(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid body")
+        self.errors = errors
+
+
+def parse(model: type[BaseModel]) -> Any:
+    """The request body (JSON or form) as ``model``; DRF-style 400 otherwise."""
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        raise InvalidBody({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        errors: dict[str, list[str]] = {}
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else "non_field_errors"
+            message = "This field is required." if item["type"] == "missing" else item["msg"]
+            errors.setdefault(field, []).append(message)
+        raise InvalidBody(errors) from None
+
+
+@bp.errorhandler(InvalidBody)
+def invalid_body(error: InvalidBody) -> tuple[Response, int]:
+    return jsonify(error.errors), 400
+
+
+def both(rule: str, **options: Any) -> Callable:
+    """Answer at ``rule`` with and without its trailing slash, without a redirect."""
+    bare = rule.rstrip("/")
+
+    def register(view: Callable) -> Callable:
+        bp.add_url_rule(bare + "/", view_func=view, **options)
+        bp.add_url_rule(bare, endpoint=view.__name__ + "_bare", view_func=view, **options)
+        return view
+
+    return register
+
+
+def passthrough(status: int, body: dict, headers: dict | None = None) -> Response:
+    """Failures that are not the seed's own (rate limit, outage) keep their status."""
+    response = jsonify(
+        detail=body.get("error_description") or body.get("error"), code=body.get("error")
+    )
+    response.status_code = status
+    if headers and "Retry-After" in headers:
+        response.headers["Retry-After"] = headers["Retry-After"]
+    return response
+
+
+def password_tokens(phone: str, password: str, failure: Callable[[], Response]):
+    """(tokens, user_id) from the password grant, or the seed's failure response."""
+    response = run_token_request(
+        {"grant_type": "password", "username": phone, "password": password}
+    )
+    body = response.get_json()
+    if response.status_code == 200:
+        return body, None
+    if response.status_code == 400 and body.get("error") == "invalid_grant":
+        return None, failure()
+    return None, passthrough(response.status_code, body, response.headers)
+
+
+def simplejwt_credentials_failure() -> Response:
+    response = jsonify(
+        detail="No active account found with the given credentials", code="no_active_account"
+    )
+    response.status_code = 401
+    return response
+
+
+def seed003_credentials_failure() -> Response:
+    response = jsonify(error="Invalid username or password")
+    response.status_code = 401
+    return response
+
+
+def pair(tokens: dict) -> dict[str, str]:
+    return {"refresh": tokens["refresh_token"], "access": tokens["access_token"]}
+
+
+# --- seed 000 -------------------------------------------------------------------------
+@both("/api/auth/token/", methods=["POST"])
+@_seed_doc("Seed 000: sign in (phone and password)", PhoneLogin, TokenPair, BAD_CREDENTIALS)
+def seed000_token():
+    body = parse(PhoneLogin)
+    tokens, failure = password_tokens(body.phone, body.password, simplejwt_credentials_failure)
+    return failure or jsonify(pair(tokens))
+
+
+@both("/api/auth/login/", methods=["POST"])
+@_seed_doc("Seed 000: sign in, with the user", PhoneLogin, LoginResponse, BAD_CREDENTIALS)
+def seed000_login():
+    body = parse(PhoneLogin)
+    tokens, failure = password_tokens(body.phone, body.password, simplejwt_credentials_failure)
+    if failure:
+        return failure
+    return jsonify({**pair(tokens), "user": _user_of(tokens["access_token"])})
+
+
+# --- seeds 002 and 003: username is the phone number ----------------------------------
+@both("/auth/token/", methods=["POST"])
+@_seed_doc(
+    "Seed 002: sign in (username is the phone number)",
+    UsernameLogin,
+    TokenPair,
+    BAD_CREDENTIALS,
+)
+def seed002_token():
+    body = parse(UsernameLogin)
+    tokens, failure = password_tokens(body.username, body.password, simplejwt_credentials_failure)
+    return failure or jsonify(pair(tokens))
+
+
+@both("/api/login/", methods=["POST"])
+@_seed_doc(
+    "Seed 003: sign in (username is the phone number)",
+    UsernameLogin,
+    TokenPair,
+    Reply(Seed003Error, "Invalid username or password."),
+)
+def seed003_login():
+    body = parse(UsernameLogin)
+    tokens, failure = password_tokens(body.username, body.password, seed003_credentials_failure)
+    return failure or jsonify(pair(tokens))
+
+
+# --- refresh: every seed's variant ----------------------------------------------------
+def refresh_with(failure: Callable[[], Response]) -> Response:
+    body = parse(RefreshBody)
+    response = run_token_request({"grant_type": "refresh_token", "refresh_token": body.refresh})
+    tokens = response.get_json()
+    if response.status_code == 200:
+        # Refresh tokens rotate here: the new one rides along beside `access`.
+        return jsonify(access=tokens["access_token"], refresh=tokens["refresh_token"])
+    if response.status_code == 400 and tokens.get("error") in ("invalid_grant", "invalid_request"):
+        return failure()
+    return passthrough(response.status_code, tokens, response.headers)
+
+
+def simplejwt_token_failure() -> Response:
+    response = jsonify(detail="Token is invalid or expired", code="token_not_valid")
+    response.status_code = 401
+    return response
+
+
+def seed003_refresh_failure() -> Response:
+    response = jsonify(error="Invalid or expired refresh token")
+    response.status_code = 401
+    return response
+
+
+@both("/api/auth/refresh/", methods=["POST"])
+@_seed_doc("Seed 000: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
+def seed000_refresh():
+    return refresh_with(simplejwt_token_failure)
+
+
+@both("/auth/token/refresh/", methods=["POST"])
+@_seed_doc("Seed 002: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
+def seed002_refresh():
+    return refresh_with(simplejwt_token_failure)
+
+
+@both("/accounts/refresh/", methods=["POST"])
+@_seed_doc("Seed 004: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
+def seed004_refresh():
+    return refresh_with(simplejwt_token_failure)
+
+
+# Seeds 001 (`/api/token/refresh`) and 003 (`/api/token/refresh/`) name one path; 003
+# documents its error body, so both spellings answer with it.
+@both("/api/token/refresh/", methods=["POST"])
+@_seed_doc(
+    "Seeds 001 and 003: refresh (rotating)",
+    RefreshBody,
+    TokenPair,
+    Reply(Seed003Error, "Invalid or expired refresh token."),
+)
+def seed001_003_refresh():
+    return refresh_with(seed003_refresh_failure)
+
+
+# --- verify ---------------------------------------------------------------------------
+@_seed_doc("Seeds 002 and 004: verify an access token", TokenBody, Empty, BAD_TOKEN)
+def verify() -> Response:
+    body = parse(TokenBody)
+    try:
+        verify_access_token(body.token)
+    except InvalidAccessToken:
+        return simplejwt_token_failure()
+    return jsonify({})
+
+
+bp.add_url_rule("/auth/token/verify/", view_func=verify, methods=["POST"])
+bp.add_url_rule("/auth/token/verify", endpoint="verify_bare", view_func=verify, methods=["POST"])
+bp.add_url_rule(
+    "/accounts/token/verify/", endpoint="verify_004", view_func=verify, methods=["POST"]
+)
+bp.add_url_rule(
+    "/accounts/token/verify", endpoint="verify_004_bare", view_func=verify, methods=["POST"]
+)
+
+
+# --- seed 004: profile and logout -----------------------------------------------------
+def _current_user() -> User:
+    claims = bearer_claims(cookie=True)
+    if not claims.get("sid"):
+        raise InvalidAccessToken("This token does not belong to a user.")
+    user = db.session.get(User, uuid.UUID(claims["sub"]))
+    if user is None:
+        raise InvalidAccessToken("Unknown user.")
+    return user
+
+
+def _user_of(access_token: str) -> dict[str, Any]:
+    """The seed's ``user`` object for the token we just issued."""
+    claims = decode_access_token(access_token)
+    return serialize_user(db.session.get(User, uuid.UUID(claims["sub"])))
+
+
+def profile_of(user) -> dict[str, Any]:
+    return {
+        **serialize_user(user),
+        "fullname": " ".join(part for part in (user.first_name, user.last_name) if part),
+    }
+
+
+@bp.errorhandler(InvalidAccessToken)
+def not_authenticated(error: InvalidAccessToken) -> tuple[Response, int]:
+    response = jsonify(detail="Given token not valid for any token type", code="token_not_valid")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response, 401
+
+
+@both("/accounts/profile/", methods=["GET"])
+@documented(
+    "Seed 004: my profile",
+    description="The access token comes in the Authorization header, or in a cookie "
+    "named `Authorization` holding `Bearer <token>`.",
+    tags=["compat"],
+    responses={200: Profile, 401: BAD_TOKEN},
+    security=["bearer"],
+)
+def seed004_profile():
+    return jsonify(profile_of(_current_user()))
+
+
+@both("/accounts/profile/update/", methods=["PATCH"])
+@documented(
+    "Seed 004: change my name",
+    description="`fullname` is split at its first space into first and last name. The "
+    "access token comes in the Authorization header or the `Authorization` cookie.",
+    tags=["compat"],
+    body=ProfileUpdate,
+    form=ProfileUpdate,
+    responses={200: Profile, 400: BAD_BODY, 401: BAD_TOKEN},
+    security=["bearer"],
+)
+def seed004_profile_update():
+    user = _current_user()
+    body = parse(ProfileUpdate)
+    first, _, last = body.fullname.strip().partition(" ")
+    user.first_name, user.last_name = first[:150], last.strip()[:150]
+    db.session.commit()
+    return jsonify(profile_of(user))
+
+
+@both("/accounts/logout/", methods=["POST"])
+@documented(
+    "Seed 004: sign out (ends the refresh token's session)",
+    tags=["compat"],
+    body=RefreshBody,
+    form=RefreshBody,
+    responses={
+        200: Empty,
+        400: Reply(
+            FieldErrors | SimpleJwtError,
+            "The body does not fit, or the token is another client's (`invalid_grant`).",
+        ),
+        **PASSED_THROUGH,
+    },
+)
+def seed004_logout():
+    body = parse(RefreshBody)
+    response = run_internal_request(
+        "revocation", {"token": body.refresh, "token_type_hint": "refresh_token"}
+    )
+    if response.status_code == 200:
+        return jsonify({})
+    return passthrough(response.status_code, response.get_json(), response.headers)

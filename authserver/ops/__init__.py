@@ -1,0 +1,53 @@
+"""Operability: probes, metrics and the per-request bookkeeping (request id, access log
+line, request metrics). See docs/production.md."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+from authserver.logs import annotate_request, log_request, request_id_from
+from authserver.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_HITS, TOKENS_ISSUED
+
+# Probes and scrapes arrive every few seconds: their successful lines are DEBUG.
+QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics"})
+# Any other method token is counted as "other", so no client can create new series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def init_app(app: Flask) -> None:
+    from authserver.ops.views import bp, script_heads
+
+    app.register_blueprint(bp)
+    script_heads(app.extensions["migrate"].directory)  # once, at start-up (cached per process)
+    # First of all before-request functions: the clock and the request id must exist
+    # even when another hook (a rate limit) answers the request early.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
+    app.after_request(_finish_request)
+
+
+def token_issued(grant_type: str, client_id: str, user_id: object | None) -> None:
+    """Count an issued access token and name its client and user in the request log."""
+    TOKENS_ISSUED.labels(grant_type).inc()
+    annotate_request(client_id=client_id, user_id=user_id)
+
+
+def _start_request() -> None:
+    g.request_started = time.perf_counter()
+    g.request_id = request_id_from(request.headers.get("X-Request-ID"))
+
+
+def _finish_request(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+    # The URL rule ("/oauth/token"), never the raw path: bounded label values.
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    method = request.method if request.method in METHODS else "other"
+    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    HTTP_LATENCY.labels(endpoint, method).observe(seconds)
+    if response.status_code == 429:
+        RATE_LIMIT_HITS.labels(endpoint).inc()
+    request_id = g.get("request_id") or request_id_from(None)
+    response.headers["X-Request-ID"] = request_id
+    log_request(response, endpoint, seconds, quiet=request.endpoint in QUIET_ENDPOINTS)
+    return response

@@ -1,0 +1,1 @@
+"""Example downstream services that verify authserver tokens."""

@@ -1,0 +1,270 @@
+"""The installed `authserver` console script, run as an operator runs it: a subprocess
+that prints one JSON object on stdout, or a JSON error on stderr with exit status 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from authserver import create_app
+from tests.conftest import make_settings
+
+SCRIPT = Path(sys.executable).parent / "authserver"
+USER_KEYS = {
+    "id",
+    "username",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "account_type",
+    "is_active",
+    "is_blocked",
+    "groups",
+    "permissions",
+}
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict:
+        lines = self.stdout.strip().splitlines()
+        assert len(lines) == 1, self.stdout  # exactly one JSON object, nothing else
+        body = json.loads(lines[0])
+        assert isinstance(body, dict)
+        return body
+
+    @property
+    def error(self) -> dict:
+        assert self.code == 1, (self.code, self.stdout, self.stderr)
+        assert self.stdout == ""
+        return json.loads(self.stderr.strip().splitlines()[-1])
+
+
+@dataclass
+class Installation:
+    """A fresh database and key directory, as on a new machine."""
+
+    root: Path
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.root / 'authserver.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    def run(self, *args: str, **settings: str) -> Result:
+        env = {
+            name: value for name, value in os.environ.items() if not name.startswith("AUTHSERVER_")
+        }
+        env.update(
+            AUTHSERVER_DATABASE_URL=self.database_url,
+            AUTHSERVER_KEYS_DIR=str(self.keys_dir),
+            AUTHSERVER_DEFAULT_REGION="FR",
+        )
+        env.update({f"AUTHSERVER_{name.upper()}": value for name, value in settings.items()})
+        done = subprocess.run(
+            [str(SCRIPT), *args],
+            env=env,
+            cwd=self.root,  # no stray .env from the project directory
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Installation:
+    installation = Installation(tmp_path_factory.mktemp("cli"))
+    upgraded = installation.run("db", "upgrade")
+    assert upgraded.code == 0, upgraded.stderr
+    ensured = installation.run("keys", "ensure")
+    assert ensured.code == 0, ensured.stderr
+    ensured.json  # noqa: B018  (one JSON object)
+    return installation
+
+
+def test_console_script_is_installed():
+    assert SCRIPT.exists()
+
+
+def test_keys_list_shape(installed):
+    keys = installed.run("keys", "list").json["keys"]
+    assert keys
+    for key in keys:
+        assert {"kid", "state", "alg", "created_at"} <= key.keys()
+        assert key["state"] in {"next", "active", "retired", "revoked"}
+        assert key["alg"] == "RS256"
+    assert [key["state"] for key in keys].count("active") == 1
+
+
+def test_keys_ensure_is_idempotent(installed):
+    before = installed.run("keys", "list").json["keys"]
+    assert installed.run("keys", "ensure").code == 0
+    assert installed.run("keys", "list").json["keys"] == before
+
+
+def test_users_create_prints_the_seed_user_object(installed):
+    result = installed.run(
+        "users",
+        "create",
+        "--phone",
+        "06 11 22 33 44",
+        "--password",
+        "a long enough password",
+        "--email",
+        "ada@example.com",
+        "--first-name",
+        "Ada",
+        "--last-name",
+        "Lovelace",
+        "--account-type",
+        "landlord",
+        "--group",
+        "Owners",
+        "--group",
+        "Staff",
+    )
+    assert result.code == 0, result.stderr
+    user = result.json
+    assert set(user) == USER_KEYS
+    assert user["phone"] == "+33611223344"
+    assert user["email"] == "ada@example.com"
+    assert (user["first_name"], user["last_name"]) == ("Ada", "Lovelace")
+    assert user["account_type"] == "landlord"
+    assert user["is_active"] is True and user["is_blocked"] is False
+    assert user["groups"] == ["Owners", "Staff"]
+    assert user["permissions"] == []
+    assert "a long enough password" not in result.stdout + result.stderr
+
+
+def test_users_create_admin(installed):
+    user = installed.run("users", "create", "--phone", "+33 6 55 44 33 22", "--admin").json
+    assert "authserver.admin" in user["permissions"]
+    assert user["groups"]
+
+
+def test_duplicate_phone_in_any_form_fails_with_json_error(installed):
+    first = installed.run("users", "create", "--phone", "+33622334455", "--password", "pw pw pw")
+    assert first.code == 0, first.stderr
+    for phone in ("+33622334455", "06.22.33.44.55"):
+        again = installed.run("users", "create", "--phone", phone, "--password", "pw pw pw")
+        assert "already exists" in again.error["error"]
+
+
+@pytest.mark.parametrize("phone", ["not a phone", "+33 1", "+" + "9" * 40])
+def test_invalid_phone_fails_with_json_error(installed, phone):
+    result = installed.run("users", "create", "--phone", phone, "--password", "pw pw pw")
+    assert "phone" in result.error["error"]
+
+
+def test_clients_create_secret_works_at_the_token_endpoint(installed):
+    result = installed.run(
+        "clients",
+        "create",
+        "--name",
+        "billing service",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "reports invoices.read",
+    )
+    assert result.code == 0, result.stderr
+    client = result.json
+    assert {"client_id", "client_secret", "grant_types", "scope"} <= client.keys()
+    assert client["grant_types"] == ["client_credentials"]
+    assert client["scope"] == "invoices.read reports"
+    assert len(client["client_secret"]) >= 43  # 256 bits, base64url
+
+    app = create_app(make_settings(installed.database_url, installed.keys_dir))
+    try:
+        response = app.test_client().post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert response.status_code == 200, response.json
+        assert response.json["scope"] == "invoices.read reports"
+        wrong = app.test_client().post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"][:-1]),
+        )
+        assert wrong.status_code == 401
+    finally:
+        with app.app_context():
+            from authserver.extensions import db
+
+            db.engine.dispose()
+
+    # Shown once, stored only as a keyed hash: the database never holds it.
+    dump = "\n".join(sqlite3.connect(installed.root / "authserver.db").iterdump())
+    assert client["client_id"] in dump
+    assert client["client_secret"] not in dump
+
+
+def test_clients_create_public_has_null_secret(installed):
+    client = installed.run(
+        "clients",
+        "create",
+        "--name",
+        "mobile app",
+        "--grant-type",
+        "password",
+        "--grant-type",
+        "refresh_token",
+        "--public",
+    ).json
+    assert client["client_secret"] is None
+    assert client["grant_types"] == ["password", "refresh_token"]
+    assert client["scope"]  # a default scope when none is given
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--grant-type", "authorization_code"],
+        ["--grant-type", "client_credentials", "--public"],
+        ["--grant-type", "password", "--scope", "   "],
+        ["--grant-type", "password", "--client-id", "x" * 65],
+    ],
+)
+def test_clients_create_refusals_are_json_errors(installed, args):
+    result = installed.run("clients", "create", "--name", "bad", *args)
+    assert result.error["error"]
+
+
+def test_passwords_are_not_stored_in_the_clear(installed):
+    installed.run("users", "create", "--phone", "0677889900", "--password", "plain-text-canary")
+    dump = "\n".join(sqlite3.connect(installed.root / "authserver.db").iterdump())
+    assert "+33677889900" in dump
+    assert "plain-text-canary" not in dump
+
+
+def test_unmigrated_database_is_a_json_error_without_parameters(tmp_path):
+    fresh = Installation(tmp_path)
+    result = fresh.run("users", "create", "--phone", "0611111111", "--password", "pw-canary")
+    assert "db upgrade" in result.error["error"]
+    assert "Traceback" not in result.stderr
+    assert "pw-canary" not in result.stderr and "argon2" not in result.stderr
+
+
+def test_unsafe_production_settings_are_a_json_error(installed):
+    result = installed.run("users", "create", "--phone", "0611111111", env="production")
+    error = result.error["error"]
+    assert "AUTHSERVER_KEY_ENCRYPTION_KEY" in error and "AUTHSERVER_DATABASE_URL" in error

@@ -1,0 +1,191 @@
+"""Dependency outages: PostgreSQL or Redis stops and comes back while the app runs.
+
+Each test starts its own servers (tests.services.PostgresCluster / RedisProcess): the
+suite's shared ones are never stopped."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import func, select
+
+from authserver import create_app
+from authserver.extensions import db, limiter
+from tests.conftest import PASSWORD, PHONE, build_app, make_settings
+from tests.services import PostgresCluster, RedisProcess
+
+LOGIN = {"grant_type": "password", "username": PHONE, "password": PASSWORD}
+
+
+def unavailable(response) -> None:
+    """A clean 503: JSON, Retry-After, never a 500."""
+    assert response.status_code == 503, (response.status_code, response.data)
+    assert response.json["error"] == "temporarily_unavailable"
+    assert response.headers["Retry-After"]
+
+
+def seed(app) -> tuple[str, str]:
+    from authserver.accounts.services import create_user
+    from authserver.oauth.clients import create_client
+
+    with app.app_context():
+        create_user(PHONE, PASSWORD)
+        db.session.commit()
+        client, secret = create_client(
+            name="outage",
+            grant_types=["password", "refresh_token", "client_credentials"],
+            scope="profile",
+            actor="tests",
+        )
+        return client.client_id, secret
+
+
+def count(app, model) -> int:
+    with app.app_context():
+        try:
+            return db.session.scalar(select(func.count()).select_from(model))
+        finally:
+            db.session.remove()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with PostgresCluster() as server:
+        yield server
+
+
+def test_postgresql_outage_gives_503s_then_recovers_without_restart(cluster, keys_dir):
+    from authserver.audit import AuditEvent
+    from authserver.oauth.models import AuthSession, RefreshToken
+    from authserver.signing.keyring import KeyRing
+
+    app = build_app(cluster.url, keys_dir)
+    auth = seed(app)
+    http = app.test_client()
+    tokens = http.post("/oauth/token", data=LOGIN, auth=auth).json
+    assert http.get("/readyz").status_code == 200
+    rows_before = (count(app, AuthSession), count(app, RefreshToken), count(app, AuditEvent))
+
+    cluster.stop()
+    try:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json["status"] == "not_ready"
+        assert ready.json["checks"]["database"].startswith("unreachable")
+        assert http.get("/healthz").status_code == 200  # alive: nothing to restart
+        unavailable(http.post("/oauth/token", data=LOGIN, auth=auth))
+        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        unavailable(http.post("/oauth/token", data=refresh, auth=auth))
+        unavailable(
+            http.post("/oauth/introspect", data={"token": tokens["access_token"]}, auth=auth)
+        )
+        unavailable(http.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, auth=auth))
+        # The JWKS is served from the key ring's snapshot while it is fresh...
+        assert http.get("/.well-known/jwks.json").status_code == 200
+        # ...and answers 503 when the ring must reload from the database.
+        keyring: KeyRing = app.extensions["authserver.keyring"]
+        keyring.invalidate()
+        unavailable(http.get("/.well-known/jwks.json"))
+        # Counters can still be scraped (the signing-key gauges need the database).
+        metrics = http.get("/metrics")
+        assert metrics.status_code == 200
+        assert b"authserver_http_requests_total" in metrics.data
+        assert b"authserver_signing_keys" not in metrics.data
+    finally:
+        cluster.start()
+
+    # Back by itself: the pool's pre-ping drops the dead connections, no request fails.
+    assert http.get("/readyz").status_code == 200
+    assert http.get("/.well-known/jwks.json").status_code == 200
+    # Nothing was half-written: the refresh attempted during the outage did not spend
+    # the token, the failed login opened no session.
+    refreshed = http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=auth,
+    )
+    assert refreshed.status_code == 200, refreshed.json
+    assert count(app, AuthSession) == rows_before[0]
+    assert count(app, RefreshToken) == rows_before[1] + 1
+    introspected = http.post(
+        "/oauth/introspect", data={"token": refreshed.json["access_token"]}, auth=auth
+    )
+    assert introspected.json["active"] is True
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_an_instance_started_during_the_outage_becomes_ready_when_it_ends(cluster, keys_dir):
+    build_app(cluster.url, keys_dir)  # schema and key exist
+    cluster.stop()
+    try:
+        # No crash loop: the process starts, says it is alive but not ready.
+        app = create_app(make_settings(cluster.url, keys_dir))
+        http = app.test_client()
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/readyz").status_code == 503
+        unavailable(http.get("/.well-known/jwks.json"))
+    finally:
+        cluster.start()
+    assert http.get("/readyz").status_code == 200
+    assert http.get("/.well-known/jwks.json").status_code == 200
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def restore_limiter():
+    """The Flask-Limiter extension is a process-wide singleton whose storage the last
+    ``init_app`` chose: give it back a memory storage after a Redis test."""
+    yield
+    spare = Flask("spare")
+    spare.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    limiter.init_app(spare)
+
+
+def test_redis_outage_otp_fails_closed_logins_and_other_limits_go_on(
+    tmp_path, keys_dir, caplog, time_machine, restore_limiter
+):
+    caplog.set_level(logging.INFO)
+    with RedisProcess() as server:
+        app = build_app(
+            f"sqlite:///{tmp_path / 'r.db'}", keys_dir, ratelimit_storage_url=server.url
+        )
+        # A Flask-Limiter limit of our own, to show the policy for decorated routes.
+        app.add_url_rule("/limited", "limited", limiter.limit("2 per minute")(lambda: "ok"))
+        auth = seed(app)
+        http = app.test_client()
+        otp = {"phone": "+33612345678"}
+        assert http.post("/oauth/otp", data=otp).status_code == 200
+        assert [http.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
+        assert redis.Redis.from_url(server.url).keys("LIMITS:*")  # counted in Redis
+
+        server.stop()
+        caplog.clear()
+        ready = http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json["checks"]["rate_limit_storage"] == "unreachable"
+        assert ready.json["checks"]["database"] == "ok"
+        # OTP sends fail closed: no SMS while nobody can count them.
+        unavailable(http.post("/oauth/otp", data={"phone": "+33612345679"}))
+        assert not [
+            r
+            for r in caplog.records
+            if "SMS" in r.getMessage() and "+33612345679" in r.getMessage()
+        ]
+        # Password logins go on (argon2id still bounds guessing); no 500 anywhere.
+        assert http.post("/oauth/token", data=LOGIN, auth=auth).status_code == 200
+        # Decorated limits fall back to per-process memory: still limited, never a 500.
+        assert [http.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
+
+        server.start()
+        assert http.get("/readyz").status_code == 200
+        assert http.post("/oauth/otp", data={"phone": "+33612345679"}).status_code == 200
+        # Flask-Limiter retries the storage with a backoff: a few seconds later it is back.
+        time_machine.move_to(datetime.now(UTC) + timedelta(seconds=120), tick=True)
+        assert [http.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
+        assert redis.Redis.from_url(server.url).keys("LIMITS:*")  # counted in Redis again
