@@ -1,6 +1,6 @@
 """gunicorn settings for `make run` and production (override with GUNICORN_CMD_ARGS).
 
-docs/production.md explains each choice; the short version is beside each setting.
+README, "Running in production" explains each choice; the short version is beside each setting.
 """
 
 import os

@@ -17,7 +17,9 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from authserver.accounts.models import User
+from authserver.accounts.phones import InvalidPhoneNumber
 from authserver.accounts.services import serialize_user
+from authserver.errors import RateLimited
 from authserver.extensions import db
 from authserver.oauth.internal import run_internal_request, run_token_request
 from authserver.oauth.tokens import (
@@ -429,3 +431,100 @@ def seed004_logout():
     if response.status_code == 200:
         return jsonify({})
     return passthrough(response.status_code, response.get_json(), response.headers)
+
+
+# --- seed 004: sign-in (and sign-up) by SMS code --------------------------------------
+class PhoneBody(BaseModel):
+    phone: str = Field(min_length=1, max_length=64)
+
+
+class PhoneCode(BaseModel):
+    phone: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=16)
+
+
+class CodeSentReply(BaseModel):
+    detail: str
+    expires_in: int = Field(description="Seconds the code stays valid.")
+    retry_after: int = Field(description="Seconds before another code may be asked for.")
+    code: str | None = Field(None, description="Only with AUTHSERVER_OTP_EXPOSE_CODE.")
+
+
+class VerifiedReply(Profile):
+    access: str
+    refresh: str
+
+
+@both("/accounts/login/", methods=["POST"])
+@documented(
+    "Seed 004: send a sign-in code by SMS (sign-up on first use)",
+    tags=["compat"],
+    body=PhoneBody,
+    form=PhoneBody,
+    responses={
+        200: CodeSentReply,
+        400: Reply(FieldErrors | SimpleJwtError, "Not a valid mobile number."),
+        406: Reply(
+            SimpleJwtError,
+            "Too many codes asked for this phone (the seed's status for every code limit).",
+            headers={"Retry-After": "Seconds to wait."},
+        ),
+        503: PASSED_THROUGH[503],
+    },
+)
+def seed004_send_code():
+    from authserver.otp.services import start_challenge
+
+    body = parse(PhoneBody)
+    try:
+        sent = start_challenge(body.phone)
+    except InvalidPhoneNumber:
+        response = jsonify(detail="This is not a valid mobile number.", code="invalid_phone")
+        return response, 400
+    except RateLimited as error:
+        response = jsonify(detail="Too many codes asked for; try again later.", code="throttled")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response, 406
+    reply: dict[str, Any] = {
+        "detail": "code sent",
+        "expires_in": sent.expires_in,
+        "retry_after": sent.retry_after,
+    }
+    if sent.code is not None:  # development only, as the seed did while SMS was not wired
+        reply["code"] = sent.code
+    return jsonify(reply)
+
+
+bp.add_url_rule("/accounts/verify/resend/", "seed004_resend", seed004_send_code, methods=["POST"])
+bp.add_url_rule(
+    "/accounts/verify/resend", "seed004_resend_bare", seed004_send_code, methods=["POST"]
+)
+
+
+@both("/accounts/verify/", methods=["POST"])
+@documented(
+    "Seed 004: verify the SMS code; the profile and tokens",
+    tags=["compat"],
+    body=PhoneCode,
+    form=PhoneCode,
+    responses={
+        200: VerifiedReply,
+        400: Reply(FieldErrors | SimpleJwtError, "Wrong, expired or spent code."),
+        **PASSED_THROUGH,
+    },
+)
+def seed004_verify_code():
+    from authserver.otp import OTP_GRANT_TYPE
+
+    body = parse(PhoneCode)
+    response = run_token_request(
+        {"grant_type": OTP_GRANT_TYPE, "phone": body.phone, "otp": body.code}
+    )
+    tokens = response.get_json()
+    if response.status_code == 200:
+        claims = decode_access_token(tokens["access_token"])
+        profile = profile_of(db.session.get(User, uuid.UUID(claims["sub"])))
+        return jsonify({**profile, **pair(tokens)})
+    if response.status_code == 400 and tokens.get("error") in ("invalid_grant", "invalid_request"):
+        return jsonify(detail="The code is wrong or expired.", code="invalid_code"), 400
+    return passthrough(response.status_code, tokens, response.headers)
