@@ -206,3 +206,29 @@ def live_server(app) -> Iterator[LiveServer]:
     """The app on a real socket, for clients that speak real HTTP (PyJWKClient, requests)."""
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    """A real local HTTP server standing in for the SMS gateway (tests/sms_gateway.py)."""
+    from tests.sms_gateway import SmsGateway
+
+    with SmsGateway() as server:
+        yield server
+
+
+@pytest.fixture
+def make_otp_app(app, database_url, keys_dir, gateway):
+    """Apps on the suite's database (``app`` wipes it afterwards) sending to ``gateway``."""
+    from tests.sms_gateway import build_otp_app, dispose
+
+    gateway.reset()
+    built = []
+
+    def factory(**overrides):
+        built.append(build_otp_app(database_url, keys_dir, gateway, **overrides))
+        return built[-1]
+
+    yield factory
+    for each in built:
+        dispose(each)

@@ -6,7 +6,7 @@ import pytest
 
 from authserver.otp import OTP_GRANT_TYPE
 from tests.conftest import PASSWORD, PHONE
-from tests.sms_gateway import SmsGateway, build_otp_app, dispose
+from tests.sms_gateway import build_otp_app, dispose
 
 USER_KEYS = {
     "id", "username", "email", "phone", "first_name", "last_name", "account_type",
@@ -198,12 +198,6 @@ def test_wrong_current_passwords_are_throttled(http, app, app_client, user):
 
 
 # --- phone number --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gateway():
-    with SmsGateway() as server:
-        yield server
-
-
 @pytest.fixture
 def sms_http(app, database_url, keys_dir, gateway):
     """The app with a webhook SMS backend pointing at ``gateway``, on the suite's database."""

@@ -5,15 +5,9 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from tests.sms_gateway import SmsGateway, build_otp_app, dispose
+from tests.sms_gateway import build_otp_app, dispose
 
 PHONE = "+33698765432"
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    with SmsGateway() as server:
-        yield server
 
 
 @pytest.fixture

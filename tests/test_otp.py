@@ -13,30 +13,9 @@ from sqlalchemy import select
 from authserver.config import ConfigError, Settings
 from authserver.otp import OTP_GRANT_TYPE
 from tests.conftest import ISSUER, PASSWORD, PHONE
-from tests.sms_gateway import WEBHOOK_SECRET, SmsGateway, build_otp_app, dispose
+from tests.sms_gateway import WEBHOOK_SECRET
 
 NEW_PHONE = "+33698765432"
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    with SmsGateway() as server:
-        yield server
-
-
-@pytest.fixture
-def make_otp_app(app, database_url, keys_dir, gateway):
-    """Apps on the suite's database (``app`` wipes it afterwards) sending to ``gateway``."""
-    gateway.reset()
-    built = []
-
-    def factory(**overrides):
-        built.append(build_otp_app(database_url, keys_dir, gateway, **overrides))
-        return built[-1]
-
-    yield factory
-    for each in built:
-        dispose(each)
 
 
 @pytest.fixture

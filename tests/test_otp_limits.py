@@ -10,30 +10,10 @@ import redis
 
 from authserver.otp import OTP_GRANT_TYPE
 from tests.services import free_port
-from tests.sms_gateway import HANG, SmsGateway, build_otp_app, dispose
+from tests.sms_gateway import HANG
 
 PHONES = ["+33612000001", "+33612000002", "+33612000003", "+33612000004"]
 NOON = "2030-01-01 12:00:00+00:00"
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    with SmsGateway() as server:
-        yield server
-
-
-@pytest.fixture
-def make_otp_app(app, database_url, keys_dir, gateway):
-    gateway.reset()
-    built = []
-
-    def factory(**overrides):
-        built.append(build_otp_app(database_url, keys_dir, gateway, **overrides))
-        return built[-1]
-
-    yield factory
-    for each in built:
-        dispose(each)
 
 
 @pytest.fixture

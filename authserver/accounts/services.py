@@ -58,20 +58,23 @@ def authenticate_password(
         db.session.commit()  # the OAuth error path rolls back: keep the record
         raise InvalidCredentials()
     attempt.succeeded()
-    if not user.can_sign_in:
-        record_event(
-            "login.password",
-            outcome="failure",
-            user_id=user.id,
-            client_id=client_id,
-            reason="account_disabled",
-        )
-        db.session.commit()
-        raise AccountDisabled()
+    refuse_disabled(user, event="login.password", client_id=client_id)
     assert user.password_hash is not None
     if passwords().needs_rehash(user.password_hash):
         user.password_hash = passwords().hash(password)
     return user
+
+
+def refuse_disabled(user: User, *, event: str, client_id: str | None) -> None:
+    """Blocked or inactive accounts get nothing from any sign-in; the refusal is recorded
+    (committed, since the OAuth error that follows rolls the transaction back)."""
+    if user.can_sign_in:
+        return
+    record_event(
+        event, outcome="failure", user_id=user.id, client_id=client_id, reason="account_disabled"
+    )
+    db.session.commit()
+    raise AccountDisabled()
 
 
 def create_user(

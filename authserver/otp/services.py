@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver.accounts.models import User
 from authserver.accounts.phones import normalize_phone
-from authserver.accounts.services import create_user
+from authserver.accounts.services import create_user, refuse_disabled
 from authserver.audit import record_event
 from authserver.context import keyed_hash, passwords, settings
 from authserver.errors import (
@@ -200,16 +200,7 @@ def sign_in_with_code(phone_text: str, code: str, *, client_id: str | None) -> U
         except IntegrityError:
             user = db.session.scalar(select(User).where(User.phone == phone))
             assert user is not None
-    if not user.can_sign_in:
-        record_event(
-            "login.otp",
-            outcome="failure",
-            user_id=user.id,
-            client_id=client_id,
-            reason="account_disabled",
-        )
-        db.session.commit()
-        raise AccountDisabled()
+    refuse_disabled(user, event="login.otp", client_id=client_id)
     db.session.commit()
     return user
 
