@@ -22,10 +22,10 @@ run: $(STAMP)
 	$(BIN)/authserver keys ensure
 	ISSUER="$${AUTHSERVER_ISSUER:-$$(grep -s '^AUTHSERVER_ISSUER=' .env | cut -d= -f2-)}"; \
 	AUTHSERVER_ISSUER="$${ISSUER:-http://127.0.0.1:$(PORT)}" \
-	exec $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT) wsgi:app
+	exec $(BIN)/authserver serve --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check authserver tests examples bench wsgi.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check authserver tests examples bench wsgi.py
 	$(BIN)/ruff format --check authserver tests examples bench
 
 # Refresh the pinned set after changing pyproject.toml.

@@ -1,4 +1,4 @@
-"""The WSGI entry point: ``gunicorn wsgi:app``."""
+"""The WSGI entry point that ``authserver serve`` hands to granian (any WSGI server works)."""
 
 from authserver import create_app
 

@@ -253,9 +253,29 @@ def export_jwks_command():
     emit(json.loads(keyring().snapshot().jwks_body))
 
 
+@click.command(
+    "serve",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def serve_command(args):
+    """Serve the API with granian: [--host H] [--port P] [--workers N] [--threads T]."""
+    import os
+
+    from authserver.serve import server_arguments
+
+    server_arguments(list(args))  # a wrong option fails here, with its usage line
+    # The app was created to get here: settings and key-encryption key are good. A fresh
+    # interpreter for the server, so its forked workers import the app themselves.
+    os.execv(sys.executable, [sys.executable, "-m", "authserver.serve", *args])  # noqa: S606
+
+
 def register_cli(app: Flask) -> None:
     for group in (users, clients, keys):
         app.cli.add_command(group)
+    app.cli.add_command(serve_command)
 
 
 def _create_app():

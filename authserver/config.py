@@ -111,6 +111,8 @@ class Settings:
     refresh_reuse_grace: int = 10
     jwks_max_age: int = 300
     key_cache_seconds: int = 10
+    # How stale a process's copy of a client may be (README, "Operating"); 0: no cache.
+    client_cache_seconds: int = 5
     # A new key is published this long before it may sign (caches must learn it first).
     key_prepublish_seconds: int = 900
     key_rotation_interval: int = 30 * 24 * 3600  # `keys rotate --if-due` rotates after this

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -31,6 +33,34 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # Limits are declared where they apply; storage comes from AUTHSERVER_RATELIMIT_STORAGE_URL.
 limiter = Limiter(key_func=client_ip, default_limits=[])
+
+
+# A connection back in the pool sooner than this is not pinged again: under load every
+# checkout skips the round trip; after a pause (or an outage) the first use pings.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for idle connections only (SQLAlchemy's
+    ``pool_pre_ping`` pings on every checkout). A connection that sat idle through a
+    database restart is replaced before a request uses it; one broken while in use
+    fails that request (503), and SQLAlchemy then drops every older pooled connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as error:  # any DB-API error: this connection is not usable
+            raise DisconnectionError() from error  # the pool connects a new one
 
 
 # A 64-bit primary key that still autoincrements on SQLite.

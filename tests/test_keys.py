@@ -392,7 +392,7 @@ def test_wrong_key_encryption_key_stops_the_start_with_a_clear_error(app, keys_d
         create_app(make_settings(url, keys_dir, key_encryption_key=wrong))
     assert run_cli(app, "keys", "ensure")[1]["active"] in str(caught.value)
 
-    # The same through the WSGI entry point gunicorn imports.
+    # The same through the WSGI entry point the server imports.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env.update(
         AUTHSERVER_ENV="testing",

@@ -1,4 +1,4 @@
-"""Probes and metrics: /healthz, /readyz, /metrics, request ids, and gunicorn with
+"""Probes and metrics: /healthz, /readyz, /metrics, request ids, and `authserver serve` with
 several workers on one PostgreSQL (metrics summed across processes)."""
 
 from __future__ import annotations
@@ -211,10 +211,12 @@ def test_metrics_can_require_a_bearer_token(tmp_path, keys_dir):
     assert scrape(http, Authorization="Bearer s3cret-scrape")
 
 
-# --- gunicorn: several worker processes, a second instance, graceful shutdown ---
+# --- authserver serve: several worker processes, a second instance, graceful shutdown ---
 
 
-class Gunicorn:
+class Server:
+    """``authserver serve`` (granian, as ``make run`` and production run it)."""
+
     def __init__(self, database_url: str, keys_dir, metrics_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -229,16 +231,7 @@ class Gunicorn:
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "wsgi:app",
-            ],
+            [str(Path(sys.executable).parent / "authserver"), "serve", "--port", str(self.port)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -253,7 +246,7 @@ class Gunicorn:
             except requests.ConnectionError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start: " + self.process.communicate()[1])
+                raise RuntimeError("the server did not start: " + self.process.communicate()[1])
             time.sleep(0.1)
 
     def stop(self) -> tuple[int, str]:
@@ -269,7 +262,7 @@ def pg_app(pg_url, keys_dir):
     wipe(app)
 
 
-def test_gunicorn_workers_share_metrics_and_a_second_instance_shares_tokens(
+def test_server_workers_share_metrics_and_a_second_instance_shares_tokens(
     pg_app, pg_url, keys_dir, tmp_path
 ):
     from authserver.oauth.clients import create_client
@@ -283,7 +276,7 @@ def test_gunicorn_workers_share_metrics_and_a_second_instance_shares_tokens(
     metrics_dir = tmp_path / "metrics"
     (metrics_dir).mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale file of an earlier run")
-    server = Gunicorn(pg_url, keys_dir, metrics_dir)
+    server = Server(pg_url, keys_dir, metrics_dir)
     try:
         assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
         # Fresh connections: the kernel hands them to whichever worker accepts first.
@@ -311,7 +304,7 @@ def test_gunicorn_workers_share_metrics_and_a_second_instance_shares_tokens(
                 value(metrics, "authserver_tokens_issued_total", grant_type="client_credentials")
                 == 20
             )
-        # Tokens from the gunicorn instance introspect on this process's instance...
+        # Tokens from the served instance introspect on this process's instance...
         http = pg_app.test_client()
         introspected = http.post("/oauth/introspect", data={"token": issued[0]}, auth=auth).json
         assert introspected["active"] is True and introspected["client_id"] == client_id
@@ -331,9 +324,7 @@ def test_gunicorn_workers_share_metrics_and_a_second_instance_shares_tokens(
     assert lines
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(e.get("logger") == "authserver.access" and e["status"] == 200 for e in entries)
-    assert any(
-        e.get("logger") == "gunicorn.error" and "Shutting down" in e["message"] for e in entries
-    )
+    assert any(e.get("logger") == "_granian" and "Shutting down" in e["message"] for e in entries)
     assert secret not in stderr and issued[0] not in stderr
 
 

@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 from sqlalchemy import func, select
 
-from authserver import create_app
+from authserver import create_app, extensions
 from authserver.extensions import db, limiter
 from tests.conftest import PASSWORD, PHONE, build_app, make_settings
 from tests.services import PostgresCluster, RedisProcess
@@ -98,7 +98,7 @@ def test_postgresql_outage_gives_503s_then_recovers_without_restart(cluster, key
     finally:
         cluster.start()
 
-    # Back by itself: the pool's pre-ping drops the dead connections, no request fails.
+    # Back by itself: the failed requests dropped the dead connections, no request fails.
     assert http.get("/readyz").status_code == 200
     assert http.get("/.well-known/jwks.json").status_code == 200
     # Nothing was half-written: the refresh attempted during the outage did not spend
@@ -115,6 +115,25 @@ def test_postgresql_outage_gives_503s_then_recovers_without_restart(cluster, key
         "/oauth/introspect", data={"token": refreshed.json["access_token"]}, auth=auth
     )
     assert introspected.json["active"] is True
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_restart_while_no_request_comes_costs_no_request(cluster, keys_dir, monkeypatch):
+    """Pooled connections that sat idle through a database restart are pinged and
+    replaced at checkout: the first request after it succeeds."""
+    app = build_app(cluster.url, keys_dir)
+    http = app.test_client()
+    assert http.get("/readyz").status_code == 200  # a connection is now idle in the pool
+    with app.app_context():
+        pooled = db.engine.pool.checkedin()
+    assert pooled >= 1
+    cluster.stop()
+    cluster.start()
+    # Idle long enough to be pinged (the real threshold is a second of monotonic time).
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert http.get("/readyz").status_code == 200
+    assert http.get("/.well-known/jwks.json").status_code == 200
     with app.app_context():
         db.engine.dispose()
 

@@ -160,6 +160,44 @@ def test_disabled_client_is_refused(http, app, app_client, user):
     assert_oauth_error(cc, 401, "invalid_client")
 
 
+def test_a_client_disabled_on_another_instance_is_refused_within_the_cache_time(
+    database_url, keys_dir
+):
+    """Each process caches clients for AUTHSERVER_CLIENT_CACHE_SECONDS: a change made
+    by another instance takes effect here within that time, a new secret included."""
+    import time
+
+    from authserver.extensions import db
+    from authserver.oauth.clients import create_client, new_client_secret
+    from authserver.oauth.models import Client
+    from tests.conftest import build_app
+
+    here = build_app(database_url, keys_dir, client_cache_seconds="1")
+    elsewhere = build_app(database_url, keys_dir)
+    with here.app_context():
+        client, secret = create_client(
+            name="cached", grant_types=["client_credentials"], scope="profile", actor="tests"
+        )
+        client_id = client.client_id
+    http = here.test_client()
+    form = {"grant_type": "client_credentials"}
+    assert http.post(TOKEN, data=form, headers=basic(client_id, secret)).status_code == 200
+    with elsewhere.app_context():
+        new_secret = new_client_secret(db.session.get(Client, client_id), actor="tests")
+        db.session.commit()
+    time.sleep(1.1)
+    assert_oauth_error(
+        http.post(TOKEN, data=form, headers=basic(client_id, secret)), 401, "invalid_client"
+    )
+    assert http.post(TOKEN, data=form, headers=basic(client_id, new_secret)).status_code == 200
+    with elsewhere.app_context():
+        db.session.get(Client, client_id).is_active = False
+        db.session.commit()
+    time.sleep(1.1)
+    response = http.post(TOKEN, data=form, headers=basic(client_id, new_secret))
+    assert_oauth_error(response, 401, "invalid_client")
+
+
 # --- scopes ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import time
+from itertools import chain
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
 
 from authserver.audit import record_event
 from authserver.context import keyed_hash, settings
@@ -79,3 +85,62 @@ def new_client_secret(client: Client, *, actor: str) -> str:
     client.secret_hash = keyed_hash(secret)
     record_event("client.secret_rotated", actor=actor, client_id=client.client_id)
     return secret
+
+
+class ClientCache:
+    """Clients as read from the database at most ``seconds`` ago, per process.
+
+    Every token, introspection and revocation request authenticates a client: the cache
+    saves that query (a quarter of a client-credentials request's cost). A change made
+    in this process (admin API, CLI, any ORM write of a client) is forgotten at commit;
+    other processes see it within ``AUTHSERVER_CLIENT_CACHE_SECONDS``. Unknown ids are
+    not cached: made-up ids cannot fill memory. Entries are detached copies, read-only
+    and shared by every thread, never attached to a session."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Client]] = {}
+
+    def get(self, client_id: str) -> Client | None:
+        entry = self._entries.get(client_id)
+        now = time.monotonic()
+        if entry is not None and now - entry[0] < self.seconds:
+            return entry[1]
+        row = db.session.get(Client, client_id)
+        if row is None:
+            self._entries.pop(client_id, None)
+            return None
+        copy = Client(**{attr.key: getattr(row, attr.key) for attr in inspect(Client).column_attrs})
+        if self.seconds > 0:
+            self._entries[client_id] = (now, copy)
+        return copy
+
+    def forget(self, client_ids: set[str]) -> None:
+        for client_id in client_ids:
+            self._entries.pop(client_id, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changed_clients(session: Session, flush_context) -> None:
+    changed = {
+        obj.client_id
+        for obj in chain(session.new, session.dirty, session.deleted)
+        if isinstance(obj, Client)
+    }
+    if changed:
+        session.info.setdefault("changed_clients", set()).update(changed)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_changed_clients(session: Session) -> None:
+    # After the commit, not the flush: a read between the two would cache the old row.
+    changed = session.info.pop("changed_clients", None)
+    if changed and has_app_context():
+        cache = current_app.extensions.get("authserver.client_cache")
+        if cache is not None:
+            cache.forget(changed)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_noted_clients(session: Session) -> None:
+    session.info.pop("changed_clients", None)

@@ -9,11 +9,12 @@ from urllib.parse import unquote
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from flask import Flask
+from flask import Flask, current_app
 
 from authserver.audit import record_event
 from authserver.extensions import db
 from authserver.logs import annotate_request
+from authserver.oauth.clients import ClientCache
 from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.grants import ClientCredentialsGrant, PasswordGrant, RefreshTokenGrant
 from authserver.oauth.models import Client
@@ -26,7 +27,7 @@ class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
-        client = db.session.get(Client, client_id)
+        client = current_app.extensions["authserver.client_cache"].get(client_id)
         return client if client is not None and client.is_active else None
 
     def save_token(self, token: dict, request) -> None:
@@ -39,10 +40,10 @@ class AuthorizationServer(_AuthorizationServer):
                 session_id=str(grantee.session.id),
                 amr=grantee.amr,
             )
+        # Read before the commit expires them: reading after would reload both rows.
+        client_id, user_id = request.client.client_id, grantee and grantee.user.id
         db.session.commit()
-        token_issued(
-            request.payload.grant_type, request.client.client_id, grantee and grantee.user.id
-        )
+        token_issued(request.payload.grant_type, client_id, user_id)
 
     def create_oauth2_request(self, request):
         # A first-party endpoint (the seed compatibility views) hands in a request it
@@ -91,6 +92,7 @@ def _basic_client_id(headers) -> str | None:
 
 def create_authorization_server(app: Flask) -> AuthorizationServer:
     settings = app.extensions["authserver.settings"]
+    app.extensions["authserver.client_cache"] = ClientCache(settings.client_cache_seconds)
     server = AuthorizationServer()
     server.init_app(app)
     # After init_app, which installs a default opaque-token generator of its own.

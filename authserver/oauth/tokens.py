@@ -134,14 +134,21 @@ def decode_access_token(value: str) -> dict[str, Any]:
 
 def access_token_revoked(claims: dict[str, Any]) -> bool:
     """Revoked itself, or its session ended, or its user was blocked or its client
-    deactivated since it was issued."""
-    if db.session.get(RevokedAccessToken, claims["jti"]) is not None:
-        return True
+    deactivated since it was issued. One query: introspection and every resource
+    request served here pay one round trip, not two."""
+    jti_revoked = (
+        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == claims["jti"]).exists()
+    )
     sid = claims.get("sid")
     if not sid:
-        return not _client_active(claims["client_id"])
+        row = db.session.execute(
+            select(jti_revoked.label("jti_revoked"), Client.is_active.label("client_active"))
+            .where(Client.client_id == claims["client_id"])
+        ).first()
+        return row is None or row.jti_revoked or not row.client_active
     row = db.session.execute(
         select(
+            jti_revoked.label("jti_revoked"),
             AuthSession.revoked_at,
             AuthSession.expires_at,
             User.is_active.label("user_active"),
@@ -155,7 +162,8 @@ def access_token_revoked(claims: dict[str, Any]) -> bool:
     if row is None:
         return True
     return (
-        row.revoked_at is not None
+        row.jti_revoked
+        or row.revoked_at is not None
         or row.expires_at <= utcnow()
         or not row.user_active
         or row.is_blocked
@@ -179,10 +187,6 @@ def revoke_access_token(claims: dict[str, Any]) -> None:
         )
         .on_conflict_do_nothing(index_elements=["jti"])
     )
-
-
-def _client_active(client_id: str) -> bool:
-    return bool(db.session.scalar(select(Client.is_active).where(Client.client_id == client_id)))
 
 
 def _uuid(value: str) -> uuid.UUID:

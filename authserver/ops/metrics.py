@@ -4,8 +4,8 @@ Counters live at module level so any module can increment them with one line. La
 values always come from a small fixed set (a Flask URL rule, a grant type, a reason
 name), never from user input, so no request can create new time series.
 
-Under gunicorn with several workers each process counts on its own; when
-``PROMETHEUS_MULTIPROC_DIR`` is set (gunicorn.conf.py does it from AUTHSERVER_METRICS_DIR)
+With several worker processes each counts on its own; when
+``PROMETHEUS_MULTIPROC_DIR`` is set (``authserver serve`` does it from AUTHSERVER_METRICS_DIR)
 prometheus-client writes every value to files in that directory and ``/metrics`` sums
 the files of all workers, so any worker answers for the whole server.
 """

@@ -9,7 +9,7 @@ duplicate when a retry follows a request it did receive but answered too late.
 Retries: at most AUTHSERVER_SMS_WEBHOOK_ATTEMPTS attempts, on network errors, timeouts,
 5xx, 408 and 429, with exponential backoff from AUTHSERVER_SMS_WEBHOOK_BACKOFF_MS. Any
 other answer than 2xx ends the delivery. Worst case with the defaults (3 attempts,
-2 s connect, 4 s read, 250 ms backoff): about 19 s, under gunicorn's 30 s timeout.
+2 s connect, 4 s read, 250 ms backoff): about 19 s of one server thread, at most.
 Neither the message (it holds the code) nor the URL (it may hold a token) is ever logged.
 """
 

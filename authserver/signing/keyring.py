@@ -165,5 +165,6 @@ def check_key_encryption_key(app: Flask) -> None:
             log.info("signing keys not checked at start-up: %s", type(error).__name__)
         finally:
             db.session.remove()
-            # gunicorn preloads the app before forking: no pooled connection may cross a fork.
+            # A server may create the app before forking workers: no pooled connection may
+            # cross a fork.
             db.engine.dispose()
