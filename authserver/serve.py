@@ -4,9 +4,9 @@
 creating the app once, then replaces itself with ``python -m authserver.serve``: a fresh
 interpreter, so the workers granian forks start clean and import the app themselves.
 
-Why granian: measured against gunicorn (sync and gthread) by ``make bench`` on the same
-machine, it answered the same app with ~40% less CPU per request on the trivial
-endpoint and ~15% less on the token endpoint (bench/README.md has the numbers).
+Why granian: measured against gunicorn (sync and gthread workers) on the same machine
+and app, it spent ~40% less CPU on a trivial request and 10-30% less on token and
+introspection requests, with steadier rates from run to run (bench/README.md).
 """
 
 from __future__ import annotations

@@ -403,8 +403,20 @@ def write_results(results: dict, memory: dict | None, argon2: float | None, args
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     payload = {"results": results, "memory": memory, "argon2_rate": argon2}
     (out / "latest.md").write_text(table)
+    if Path(args.output).resolve() == (ROOT / "bench" / "results").resolve():
+        _show_in_readme(table)
     (out / "latest.json").write_text(json.dumps(payload, indent=2))
     (out / f"{stamp}.md").write_text(table)
+
+
+def _show_in_readme(table: str) -> None:
+    """The README's Performance section shows the latest table."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        readme.write_text(before + start + table + rest[rest.index(end) :])
 
 
 def _rss(by_pid: dict) -> str:

@@ -65,12 +65,20 @@ def test_the_query_string_is_never_logged(http, caplog):
     assert "SECRET-IN-QUERY" not in caplog.text
 
 
-def test_probes_log_at_debug_and_failures_at_info(http, caplog):
+def test_probes_and_key_fetches_log_at_debug_and_failures_at_info(http, caplog):
     caplog.set_level(logging.INFO)
     http.get("/healthz")
+    http.get("/.well-known/jwks.json")
+    http.get("/.well-known/oauth-authorization-server")
     http.get("/nowhere")
     assert [(line["path"], line["level"]) for line in access_lines(caplog)] == [
         ("/nowhere", "INFO")
+    ]
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    http.get("/.well-known/jwks.json")
+    assert [(line["path"], line["level"]) for line in access_lines(caplog)] == [
+        ("/.well-known/jwks.json", "DEBUG")
     ]
 
 
