@@ -89,6 +89,8 @@ ALGORITHMS = ["RS256"]
 ENCRYPTION_ALGORITHMS = {"RSA-OAEP-256": RSAKey, "ECDH-ES": ECKey}
 CONTENT_ENCRYPTION = "A256GCM"
 MAX_TOKEN_LENGTH = 8192
+# An encrypted token is 4/3 of the signed one plus its JWE header and key.
+MAX_ENCRYPTED_TOKEN_LENGTH = 2 * MAX_TOKEN_LENGTH
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MIN_CACHE_SECONDS = 1  # even "max-age=0" must not turn every request into a fetch
 MAX_CACHE_SECONDS = 24 * 3600
@@ -528,9 +530,10 @@ class AccessTokenValidator(JWTBearerTokenValidator):
         return InvalidToken(description=description, realm=self.realm)
 
     def authenticate_token(self, token_string: str) -> JWTAccessTokenClaims:
-        if len(token_string) > MAX_TOKEN_LENGTH:
+        encrypted = token_string.count(".") == 4
+        if len(token_string) > (MAX_ENCRYPTED_TOKEN_LENGTH if encrypted else MAX_TOKEN_LENGTH):
             raise self._invalid("The access token is not a JWT.")
-        if token_string.count(".") == 4:
+        if encrypted:
             signed = self._decrypt(token_string)
         elif self.require_encryption:
             raise self._invalid("This service accepts only encrypted access tokens.")

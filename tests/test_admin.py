@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import flask_migrate
 import psycopg2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from authserver import create_app
@@ -546,7 +546,7 @@ def audit_events(http, admin, prefix: str) -> list[dict]:
     return [e for e in reversed(events) if e["event"].startswith(prefix)]
 
 
-def test_audience_lifecycle(http, admin, admin_id, app_client, user, audience_keys):
+def test_audience_lifecycle(app, http, admin, admin_id, app_client, user, audience_keys):
     rsa_key, ec_key = audience_keys["rsa"], audience_keys["ec"]
     created = http.post(
         "/admin/audiences",
@@ -623,6 +623,11 @@ def test_audience_lifecycle(http, admin, admin_id, app_client, user, audience_ke
     # Deleted: asking for it is invalid_target; issued tokens run out by themselves.
     assert http.delete(url, headers=admin).status_code == 204
     assert http.get(url, headers=admin).status_code == 404
+    with app.app_context():  # its keys went with it, on SQLite too
+        from authserver.audiences.models import AudienceEncryptionKey
+        from authserver.extensions import db
+
+        assert db.session.scalar(select(func.count()).select_from(AudienceEncryptionKey)) == 0
     refused = http.post(
         "/oauth/token",
         data={"grant_type": "password", "username": PHONE, "password": PASSWORD,

@@ -29,8 +29,9 @@ class Audience(db.Model):
 
     keys: Mapped[list[AudienceEncryptionKey]] = relationship(
         back_populates="audience",
+        # Deleted by the ORM, not left to ON DELETE CASCADE: SQLite does not enforce
+        # foreign keys unless asked per connection.
         cascade="all, delete-orphan",
-        passive_deletes=True,
         order_by="AudienceEncryptionKey.created_at.desc()",
     )
 
