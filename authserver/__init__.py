@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(account_bp)  # /account/...: self-service with a user's token
     app.register_blueprint(admin_bp)  # /admin/...: users, groups, clients, keys, audit
     init_otp(app)  # its tables, SMS sender, budgets and endpoints
+    from authserver.audiences import init_app as init_audiences
+
+    init_audiences(app)  # registered audiences, encrypted tokens, /admin/audiences
     init_ops(app)  # /healthz, /readyz, /metrics, request ids and the access log line
     init_openapi(app)  # /openapi.json (built from every route above) and /docs
     register_cli(app)

@@ -1,4 +1,5 @@
-"""The ``authserver`` command: the Flask CLI of the app plus users, clients and keys.
+"""The ``authserver`` command: the Flask CLI of the app plus users, clients, keys,
+audiences and token housekeeping.
 
 Each command prints exactly one JSON object on stdout; failures print a JSON error on
 stderr and exit with status 1.
@@ -21,6 +22,10 @@ from authserver.accounts.phones import InvalidPhoneNumber
 users = click.Group("users", help="Manage users.")
 clients = click.Group("clients", help="Manage OAuth clients.")
 keys = click.Group("keys", help="Manage signing keys.")
+audiences = click.Group(
+    "audiences", help="Manage audiences (resource servers) and encryption keys."
+)
+tokens = click.Group("tokens", help="Housekeeping of token records.")
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -272,8 +277,138 @@ def serve_command(args):
     os.execv(sys.executable, [sys.executable, "-m", "authserver.serve", *args])  # noqa: S606
 
 
+# --- audiences -------------------------------------------------------------------------
+def _read_key(path: str, alg: str | None):
+    from authserver.audiences.services import public_key_from_file
+
+    return public_key_from_file(Path(path).read_bytes(), alg)
+
+
+def _audience_or_fail(reference: str):
+    from authserver.audiences.services import find_audience
+
+    audience = find_audience(reference)
+    if audience is None:
+        fail(f"no audience {reference!r} (give its id or its identifier)")
+    return audience
+
+
+def _committed(what: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from authserver.extensions import db
+
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        fail(f"{what}: a concurrent change got there first; try again")
+
+
+ALG_CHOICE = click.Choice(["RSA-OAEP-256", "ECDH-ES"])
+KEY_FILE = click.Path(exists=True, dir_okay=False)
+
+
+@audiences.command("create")
+@click.option("--identifier", required=True, help="The tokens' aud: an absolute URI (RFC 8707).")
+@click.option("--name", default="")
+@click.option(
+    "--encryption-key",
+    "key_path",
+    type=KEY_FILE,
+    default=None,
+    help="The service's public key (JWK JSON or PEM): its tokens are then encrypted.",
+)
+@click.option("--alg", type=ALG_CHOICE, default=None, help="Default: from the key type.")
+@with_appcontext
+def create_audience_command(identifier, name, key_path, alg):
+    """Register an audience that clients may ask tokens for with `resource`."""
+    from authserver.audiences.services import AudienceError, create_audience, describe_audience
+
+    try:
+        key = _read_key(key_path, alg) if key_path else None
+        audience = create_audience(identifier, name, key, actor=_operator())
+    except AudienceError as error:
+        fail(error.description)
+    _committed("audiences create")
+    emit(describe_audience(audience))
+
+
+@audiences.command("set-key")
+@click.argument("reference", metavar="AUDIENCE")
+@click.option("--key", "key_path", type=KEY_FILE, required=True, help="JWK JSON or PEM.")
+@click.option("--alg", type=ALG_CHOICE, default=None, help="Default: from the key type.")
+@with_appcontext
+def set_audience_key_command(reference, key_path, alg):
+    """Register or replace AUDIENCE's encryption key (AUDIENCE: id or identifier).
+
+    The previous key is kept as `replaced`: keep its private key in the service until
+    `tokens_valid_until`."""
+    from authserver.audiences.services import (
+        AudienceError,
+        describe_audience,
+        set_encryption_key,
+    )
+
+    audience = _audience_or_fail(reference)
+    try:
+        set_encryption_key(audience, _read_key(key_path, alg), actor=_operator())
+    except AudienceError as error:
+        fail(error.description)
+    _committed("audiences set-key")
+    emit(describe_audience(audience))
+
+
+@audiences.command("remove-key")
+@click.argument("reference", metavar="AUDIENCE")
+@with_appcontext
+def remove_audience_key_command(reference):
+    """From now on AUDIENCE gets plain signed tokens."""
+    from authserver.audiences.services import describe_audience, remove_encryption_key
+
+    audience = _audience_or_fail(reference)
+    remove_encryption_key(audience, actor=_operator())
+    _committed("audiences remove-key")
+    emit(describe_audience(audience))
+
+
+@audiences.command("list")
+@with_appcontext
+def list_audiences_command():
+    from authserver.audiences.services import describe_audience, list_audiences
+
+    emit({"audiences": [describe_audience(a) for a in list_audiences()]})
+
+
+@audiences.command("delete")
+@click.argument("reference", metavar="AUDIENCE")
+@with_appcontext
+def delete_audience_command(reference):
+    """Delete AUDIENCE: requests for it get invalid_target; issued tokens run out."""
+    from authserver.audiences.services import delete_audience
+
+    audience = _audience_or_fail(reference)
+    deleted = {"deleted": str(audience.id), "identifier": audience.identifier}
+    delete_audience(audience, actor=_operator())
+    _committed("audiences delete")
+    emit(deleted)
+
+
+@tokens.command("purge")
+@with_appcontext
+def purge_tokens_command():
+    """Delete records of expired access tokens (revoked jtis, encrypted-token records).
+
+    For cron: they only answer for tokens that can no longer be used anyway."""
+    from authserver.audiences.services import purge_expired_token_records
+
+    purged = purge_expired_token_records()
+    _committed("tokens purge")
+    emit({"purged": purged})
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, keys):
+    for group in (users, clients, keys, audiences, tokens):
         app.cli.add_command(group)
     app.cli.add_command(serve_command)
 

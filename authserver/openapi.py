@@ -79,7 +79,7 @@ TAG_DESCRIPTIONS = {
     "signing": "The public keys that verify access tokens.",
     "otp": "One-time codes sent by SMS.",
     "account": "Self-service with a user's Bearer access token.",
-    "admin": "Administration: users, groups, clients, signing keys, audit log.",
+    "admin": "Administration: users, groups, clients, signing keys, audiences, audit log.",
     "compat": "The seed documents' endpoints, in their own request and error shapes "
     "(SimpleJWT / Django REST Framework).",
     "ops": "Liveness, readiness and metrics.",

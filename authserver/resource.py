@@ -22,6 +22,19 @@ triggers one refetch at most every ``refetch_interval`` seconds, so a key rotati
 picked up at once while made-up ``kid`` values cannot make the service hammer authserver.
 When authserver is unreachable the cached keys keep serving (stale-if-error).
 
+Encrypted access tokens (README, "Encrypted access tokens"): an audience registered at
+authserver with a public encryption key receives nested JWTs, the signed token encrypted
+to that key (JWE, RSA-OAEP-256 or ECDH-ES with A256GCM, ``cty: JWT``). Give the service
+its private key(s) as ``decryption_keys``; each token names its key by ``kid``, so while
+a replaced key's tokens run out, configure the old and the new private key together::
+
+    protect = ResourceProtector(issuer=..., audience="https://properties.example.com",
+                                decryption_keys=[new_private_pem, old_private_pem],
+                                require_encryption=True)
+
+The inner token is then checked exactly as a plain one. Without ``decryption_keys`` an
+encrypted token is ``invalid_token``; ``require_encryption=True`` refuses plain tokens.
+
 Offline verification sees a *revoked key* once the cache is refreshed (within the JWKS
 ``max-age``) and never sees a *revoked token*. Services that must refuse revoked tokens
 at once pass ``introspection=(client_id, client_secret)``: every request is then also
@@ -50,10 +63,12 @@ from authlib.oauth2.rfc6749 import MissingAuthorizationError
 from authlib.oauth2.rfc6750 import InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import g
-from joserfc import jws, jwt
+from joserfc import jwe, jws, jwt
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from werkzeug.local import LocalProxy
 
 __all__ = [
@@ -69,7 +84,13 @@ log = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 ALGORITHMS = ["RS256"]
+# Encrypted tokens: key management algorithm -> the key type it needs; one content
+# encryption. Nothing else is tried, whatever a token's header says.
+ENCRYPTION_ALGORITHMS = {"RSA-OAEP-256": RSAKey, "ECDH-ES": ECKey}
+CONTENT_ENCRYPTION = "A256GCM"
 MAX_TOKEN_LENGTH = 8192
+# An encrypted token is 4/3 of the signed one plus its JWE header and key.
+MAX_ENCRYPTED_TOKEN_LENGTH = 2 * MAX_TOKEN_LENGTH
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MIN_CACHE_SECONDS = 1  # even "max-age=0" must not turn every request into a fetch
 MAX_CACHE_SECONDS = 24 * 3600
@@ -411,6 +432,68 @@ def _form(value: str) -> str:
     return urllib.parse.quote_plus(value)
 
 
+def _b64decode(value: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, TypeError):
+        raise ValueError("not base64url") from None
+
+
+# --- decryption keys --------------------------------------------------------------------
+
+DecryptionKey = RSAKey | ECKey | Mapping[str, Any] | str | bytes
+
+
+def load_decryption_keys(
+    keys: DecryptionKey | list[DecryptionKey] | tuple[DecryptionKey, ...] | None,
+) -> dict[str, RSAKey | ECKey]:
+    """Private keys by kid, from a private JWK (dict), a PEM (str or bytes) or a joserfc
+    key; one or a list of them. A key's kid is its JWK ``kid``, else its RFC 7638
+    thumbprint (what authserver uses when the audience registered its key without a
+    kid). ``{kid: key}`` names kids explicitly. Raises ValueError at start-up rather
+    than answering requests with a key that cannot decrypt."""
+    if keys is None:
+        return {}
+    named: list[tuple[str | None, Any]]
+    if isinstance(keys, Mapping) and "kty" not in keys:
+        named = list(keys.items())
+    elif isinstance(keys, list | tuple):
+        named = [(None, key) for key in keys]
+    else:
+        named = [(None, keys)]
+    loaded: dict[str, RSAKey | ECKey] = {}
+    for kid, value in named:
+        key = _private_key(value)
+        loaded[kid or key.kid or key.thumbprint()] = key
+    return loaded
+
+
+def _private_key(value: Any) -> RSAKey | ECKey:
+    if isinstance(value, RSAKey | ECKey):
+        key = value
+    elif isinstance(value, Mapping):
+        kind = {"RSA": RSAKey, "EC": ECKey}.get(value.get("kty"))  # type: ignore[arg-type]
+        if kind is None:
+            raise ValueError("decryption keys must be RSA or EC keys")
+        key = kind.import_key(dict(value))
+    elif isinstance(value, str | bytes):
+        raw = value.encode() if isinstance(value, str) else value
+        if b"PRIVATE KEY" not in raw:
+            raise ValueError("a decryption key must be the private key (PEM)")
+        loaded = load_pem_private_key(raw, password=None)
+        if isinstance(loaded, rsa.RSAPrivateKey):
+            key = RSAKey.import_key(loaded)
+        elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+            key = ECKey.import_key(loaded)
+        else:
+            raise ValueError("decryption keys must be RSA or EC keys")
+    else:
+        raise ValueError(f"not a decryption key: {type(value).__name__}")
+    if not key.is_private:
+        raise ValueError("a decryption key must be the private key")
+    return key
+
+
 # --- the validator --------------------------------------------------------------------
 
 
@@ -428,11 +511,17 @@ class AccessTokenValidator(JWTBearerTokenValidator):
         leeway: int = 30,
         introspector: Introspector | None = None,
         realm: str | None = None,
+        decryption_keys: Any = None,
+        require_encryption: bool = False,
     ) -> None:
         super().__init__(issuer=issuer.rstrip("/"), resource_server=audience, realm=realm)
         self.keys = keys or RemoteJWKS(issuer)
         self.leeway = leeway
         self.introspector = introspector
+        self.decryption_keys = load_decryption_keys(decryption_keys)
+        if require_encryption and not self.decryption_keys:
+            raise ValueError("require_encryption needs decryption_keys")
+        self.require_encryption = require_encryption
 
     def get_jwks(self) -> KeySet:
         return self.keys.key_set()
@@ -441,7 +530,56 @@ class AccessTokenValidator(JWTBearerTokenValidator):
         return InvalidToken(description=description, realm=self.realm)
 
     def authenticate_token(self, token_string: str) -> JWTAccessTokenClaims:
-        if len(token_string) > MAX_TOKEN_LENGTH or token_string.count(".") != 2:
+        encrypted = token_string.count(".") == 4
+        if len(token_string) > (MAX_ENCRYPTED_TOKEN_LENGTH if encrypted else MAX_TOKEN_LENGTH):
+            raise self._invalid("The access token is not a JWT.")
+        if encrypted:
+            signed = self._decrypt(token_string)
+        elif self.require_encryption:
+            raise self._invalid("This service accepts only encrypted access tokens.")
+        else:
+            signed = token_string
+        # The presented token (encrypted or not) is what introspection knows it by.
+        return self._verify_signed(signed, presented=token_string)
+
+    def _decrypt(self, token_string: str) -> str:
+        """The signed token inside an encrypted one (a nested JWT, RFC 7519 §5.2)."""
+        if not self.decryption_keys:
+            raise self._invalid("The access token is encrypted and this service cannot read it.")
+        try:
+            header = json.loads(_b64decode(token_string.split(".", 1)[0]))
+        except ValueError:
+            raise self._invalid("The access token is not a JWT.") from None
+        if not isinstance(header, dict):
+            raise self._invalid("The access token is not a JWT.")
+        alg = header.get("alg")
+        if alg not in ENCRYPTION_ALGORITHMS or header.get("enc") != CONTENT_ENCRYPTION:
+            raise self._invalid(
+                "The access token must be encrypted with RSA-OAEP-256 or ECDH-ES and A256GCM."
+            )
+        if str(header.get("cty", "")).upper() != "JWT":
+            raise self._invalid("The encrypted token does not hold a JWT (cty).")
+        if "zip" in header:  # never sent by authserver; no decompression of attacker data
+            raise self._invalid("Compressed tokens are not accepted.")
+        kid = header.get("kid")
+        key = self.decryption_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise self._invalid("The access token is encrypted to an unknown key.")
+        if not isinstance(key, ENCRYPTION_ALGORITHMS[alg]):
+            raise self._invalid(
+                "The access token is encrypted with an algorithm its key does not use."
+            )
+        try:
+            decrypted = jwe.decrypt_compact(token_string, key, algorithms=[alg, CONTENT_ENCRYPTION])
+            signed = decrypted.plaintext.decode("ascii") if decrypted.plaintext else ""
+        except (JoseError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            raise self._invalid("The access token cannot be decrypted.") from None
+        if signed.count(".") != 2:  # a nested token must be signed, never encrypted again
+            raise self._invalid("The encrypted token does not hold a signed JWT.")
+        return signed
+
+    def _verify_signed(self, token_string: str, *, presented: str) -> JWTAccessTokenClaims:
+        if token_string.count(".") != 2:
             raise self._invalid("The access token is not a JWT.")
         try:
             header = jws.extract_compact(token_string.encode()).headers()
@@ -471,7 +609,7 @@ class AccessTokenValidator(JWTBearerTokenValidator):
             "client_id": {"essential": True},
             "jti": {"essential": True},
         }
-        return JWTAccessTokenClaims(token.claims, token.header, options, {"token": token_string})
+        return JWTAccessTokenClaims(token.claims, token.header, options, {"token": presented})
 
     def validate_token(
         self,
@@ -541,6 +679,9 @@ class ResourceProtector(_FlaskResourceProtector):
         @protect(entitlements="properties.admin")        # 403 without it
         @protect()                                       # any valid token
 
+    ``decryption_keys`` (private keys: PEM, JWK dict or joserfc key; one or a list)
+    opens encrypted tokens; ``require_encryption=True`` then refuses plain ones.
+
     The verified claims are ``current_claims`` (also ``flask.g.token_claims``). Errors
     answer as RFC 6750: 401 + ``WWW-Authenticate`` (a bare ``Bearer realm=...`` when no
     token was sent), 403 ``insufficient_scope``, 503 when authserver cannot be asked and
@@ -559,6 +700,8 @@ class ResourceProtector(_FlaskResourceProtector):
         jwks_uri: str | None = None,
         introspection: tuple[str, str] | None = None,
         keys: RemoteJWKS | None = None,
+        decryption_keys: Any = None,
+        require_encryption: bool = False,
     ) -> None:
         super().__init__()
         keys = keys or RemoteJWKS(
@@ -572,6 +715,8 @@ class ResourceProtector(_FlaskResourceProtector):
             leeway=leeway,
             introspector=introspector,
             realm=realm or audience,
+            decryption_keys=decryption_keys,
+            require_encryption=require_encryption,
         )
         self.register_token_validator(self.validator)
 

@@ -4,15 +4,16 @@ clients, signing keys; and the data migration that creates the default groups.""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 import flask_migrate
 import psycopg2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from authserver import create_app
-from tests.conftest import PASSWORD, PHONE, OAuthClient, build_app, make_settings
+from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient, build_app, make_settings
 
 ADMIN_PHONE = "+33611111111"
 OTHER_PHONE = "+33622222222"
@@ -48,6 +49,12 @@ ROUTES = [
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
     ("POST", "/admin/keys/{str}/revoke"),
+    ("GET", "/admin/audiences"),
+    ("POST", "/admin/audiences"),
+    ("GET", "/admin/audiences/{uuid}"),
+    ("DELETE", "/admin/audiences/{uuid}"),
+    ("PUT", "/admin/audiences/{uuid}/encryption-key"),
+    ("DELETE", "/admin/audiences/{uuid}/encryption-key"),
     ("GET", "/admin/audit"),
 ]
 SAMPLES = {"uuid": str(uuid.uuid4()), "int": "987654", "str": "no-such-thing"}
@@ -503,6 +510,242 @@ def test_public_client_has_no_secret_to_rotate(http, admin):
     assert response.status_code == 409
 
 
+# --- audiences (resource servers) and their encryption keys ---------------------------
+PROPERTIES = "https://properties.example.com"
+
+
+@pytest.fixture(scope="module")
+def audience_keys() -> dict:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+    return {
+        "rsa": RSAKey.generate_key(2048, private=True),
+        "rsa_other": RSAKey.generate_key(2048, private=True),
+        "ec": ECKey.generate_key("P-256", private=True),
+        "rsa_1024": rsa_public_jwk(rsa.generate_private_key(65537, 1024).public_key()),
+        "secp256k1": ECKey.generate_key("secp256k1", private=True),
+        "x25519": OKPKey.generate_key("X25519", private=True),
+    }
+
+
+def rsa_public_jwk(key) -> dict:
+    """Built by hand: joserfc warns about keys this small (the point of the test)."""
+    import base64
+
+    def b64(number: int) -> str:
+        raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    numbers = key.public_numbers()
+    return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e)}
+
+
+def audit_events(http, admin, prefix: str) -> list[dict]:
+    events = http.get("/admin/audit?limit=200", headers=admin).json["events"]
+    return [e for e in reversed(events) if e["event"].startswith(prefix)]
+
+
+def test_audience_lifecycle(app, http, admin, admin_id, app_client, user, audience_keys):
+    rsa_key, ec_key = audience_keys["rsa"], audience_keys["ec"]
+    created = http.post(
+        "/admin/audiences",
+        json={
+            "identifier": PROPERTIES,
+            "name": "Properties",
+            "encryption_key": {**rsa_key.as_dict(private=False), "kid": "props-1"},
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.json
+    audience = created.json
+    assert audience["identifier"] == PROPERTIES and audience["name"] == "Properties"
+    assert audience["encrypted"] is True and audience["replaced_keys"] == []
+    key = audience["encryption_key"]
+    assert (key["kid"], key["alg"], key["enc"], key["state"]) == (
+        "props-1", "RSA-OAEP-256", "A256GCM", "active"
+    )  # fmt: skip
+    assert key["jwk"] == {**rsa_key.as_dict(private=False), "kid": "props-1",
+                          "alg": "RSA-OAEP-256", "use": "enc"}  # fmt: skip
+    url = f"/admin/audiences/{audience['id']}"
+    assert http.get(url, headers=admin).json == audience
+    assert http.get("/admin/audiences", headers=admin).json == {"audiences": [audience]}
+
+    def access_token() -> str:
+        return login(http, app_client, resource=PROPERTIES)["access_token"]
+
+    token = access_token()
+    assert token.count(".") == 4  # encrypted to the registered key
+    assert introspect(http, app_client, token)["aud"] == PROPERTIES
+
+    # Replaced by an EC key (kid: its thumbprint); the RSA key is kept as replaced.
+    replaced = http.put(
+        f"{url}/encryption-key",
+        json={"encryption_key": ec_key.as_dict(private=False)},
+        headers=admin,
+    )
+    assert replaced.status_code == 200, replaced.json
+    assert replaced.json["encryption_key"]["kid"] == ec_key.thumbprint()
+    assert replaced.json["encryption_key"]["alg"] == "ECDH-ES"
+    (old,) = replaced.json["replaced_keys"]
+    assert (old["kid"], old["state"]) == ("props-1", "replaced")
+    replaced_at = datetime.fromisoformat(old["replaced_at"])
+    valid_until = datetime.fromisoformat(old["tokens_valid_until"])
+    assert valid_until - replaced_at == timedelta(seconds=300 + 60)  # token TTL + clock skew
+    assert introspect(http, app_client, token)["active"] is True  # its tokens live on
+
+    # The same key again changes nothing; another key under a kid in use is refused.
+    again = http.put(
+        f"{url}/encryption-key",
+        json={"encryption_key": ec_key.as_dict(private=False)},
+        headers=admin,
+    )
+    assert again.status_code == 200 and again.json == replaced.json
+    clash = http.put(
+        f"{url}/encryption-key",
+        json={"encryption_key": {**audience_keys["rsa_other"].as_dict(private=False),
+                                 "kid": "props-1"}},
+        headers=admin,
+    )  # fmt: skip
+    assert clash.status_code == 409 and clash.json["error"] == "conflict"
+    assert "kid" in clash.json["error_description"]
+
+    # Removed: plain signed tokens for this audience from now on.
+    removed = http.delete(f"{url}/encryption-key", headers=admin)
+    assert removed.status_code == 200
+    assert removed.json["encrypted"] is False and removed.json["encryption_key"] is None
+    assert [k["state"] for k in removed.json["replaced_keys"]] == ["replaced", "replaced"]
+    plain = access_token()
+    assert plain.count(".") == 2
+    assert introspect(http, app_client, plain)["aud"] == PROPERTIES
+    assert http.delete(f"{url}/encryption-key", headers=admin).status_code == 200  # idempotent
+
+    # Deleted: asking for it is invalid_target; issued tokens run out by themselves.
+    assert http.delete(url, headers=admin).status_code == 204
+    assert http.get(url, headers=admin).status_code == 404
+    with app.app_context():  # its keys went with it, on SQLite too
+        from authserver.audiences.models import AudienceEncryptionKey
+        from authserver.extensions import db
+
+        assert db.session.scalar(select(func.count()).select_from(AudienceEncryptionKey)) == 0
+    refused = http.post(
+        "/oauth/token",
+        data={"grant_type": "password", "username": PHONE, "password": PASSWORD,
+              "resource": PROPERTIES},
+        headers=app_client.basic,
+    )  # fmt: skip
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_target"
+    assert introspect(http, app_client, token)["active"] is True
+
+    events = audit_events(http, admin, "audience.")
+    assert [(e["event"], e["actor"]) for e in events] == [
+        ("audience.created", admin_id),
+        ("audience.key_set", admin_id),
+        ("audience.key_removed", admin_id),
+        ("audience.deleted", admin_id),
+    ]
+    assert events[0]["details"] == {"audience": PROPERTIES, "kid": "props-1", "alg": "RSA-OAEP-256"}
+    assert events[1]["details"]["replaced_kid"] == "props-1"
+
+
+@pytest.mark.parametrize(
+    ("build", "status", "field", "message"),
+    [
+        (lambda k: {"identifier": "properties"}, 400, "identifier", "absolute URI"),
+        (lambda k: {"identifier": f"{PROPERTIES}#x"}, 400, "identifier", "fragment"),
+        (lambda k: {"identifier": "https://a b"}, 400, "identifier", "printable ASCII"),
+        (
+            lambda k: {"identifier": PROPERTIES, "encryption_key": k["rsa"].as_dict(private=True)},
+            400, "encryption_key", "send only the public key",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES, "encryption_key": k["ec"].as_dict(private=True)},
+            400, "encryption_key", "send only the public key",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES, "encryption_key": k["rsa_1024"]},
+            400, "encryption_key", "at least 2048 bits",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": k["secp256k1"].as_dict(private=False)},
+            400, "encryption_key", "Unsupported curve",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": k["x25519"].as_dict(private=False)},
+            400, "encryption_key", "Unsupported key type",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": {**k["rsa"].as_dict(private=False), "alg": "ECDH-ES"}},
+            400, "encryption_key", "needs an EC key",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": {**k["ec"].as_dict(private=False),
+                                          "alg": "RSA-OAEP-256"}},
+            400, "encryption_key", "needs an RSA key",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": {**k["rsa"].as_dict(private=False), "alg": "RSA1_5"}},
+            400, "encryption_key", "Unsupported alg",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": {**k["rsa"].as_dict(private=False), "use": "sig"}},
+            400, "encryption_key", "not for encryption",
+        ),
+        (
+            lambda k: {"identifier": PROPERTIES,
+                       "encryption_key": {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}},
+            400, "encryption_key", "not a valid EC public key",
+        ),
+        (
+            lambda k: {"identifier": ISSUER, "encryption_key": k["ec"].as_dict(private=False)},
+            400, "encryption_key", "default audience",
+        ),
+    ],
+    ids=[
+        "relative", "fragment", "space", "rsa_private", "ec_private", "rsa_1024", "secp256k1",
+        "x25519", "rsa_as_ecdh", "ec_as_rsa_oaep", "rsa1_5", "use_sig", "not_on_curve",
+        "default_audience",
+    ],
+)  # fmt: skip
+def test_audience_registration_refusals(http, admin, audience_keys, build, status, field, message):
+    response = http.post("/admin/audiences", json=build(audience_keys), headers=admin)
+    assert response.status_code == status, response.json
+    assert response.json["error"] == "invalid_request"
+    assert message in response.json["error_description"]
+    assert message in response.json["fields"][field][0]
+    assert http.get("/admin/audiences", headers=admin).json == {"audiences": []}
+
+
+def test_audience_conflicts_and_the_default_audience(http, admin, audience_keys):
+    first = http.post("/admin/audiences", json={"identifier": PROPERTIES}, headers=admin)
+    assert first.status_code == 201 and first.json["encrypted"] is False
+    again = http.post("/admin/audiences", json={"identifier": PROPERTIES}, headers=admin)
+    assert again.status_code == 409 and again.json["fields"] == {
+        "identifier": ["An audience with this identifier already exists."]
+    }
+    # authserver's own audience may be registered, but never encrypted: it reads those
+    # tokens itself (userinfo, the account and admin APIs).
+    own = http.post("/admin/audiences", json={"identifier": ISSUER}, headers=admin)
+    assert own.status_code == 201
+    refused = http.put(
+        f"/admin/audiences/{own.json['id']}/encryption-key",
+        json={"encryption_key": audience_keys["ec"].as_dict(private=False)},
+        headers=admin,
+    )
+    assert refused.status_code == 400
+    assert "default audience" in refused.json["error_description"]
+    missing = http.put(
+        f"/admin/audiences/{first.json['id']}/encryption-key", json={}, headers=admin
+    )
+    assert missing.status_code == 400 and "encryption_key" in missing.json["fields"]
+
+
 # --- the data migration --------------------------------------------------------------
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request, tmp_path):
@@ -540,7 +783,7 @@ def test_migration_creates_the_default_groups_idempotently(empty_database, tmp_p
 
             assert state() == {"Admin User": ["authserver.admin"], "Regular User": []}
             # Undone (it leaves the rows) and done again: nothing doubles, nothing fails.
-            flask_migrate.downgrade(revision="-1")
+            flask_migrate.downgrade(revision="0002")  # below 0003, whatever comes after it
             flask_migrate.upgrade()
             assert state() == {"Admin User": ["authserver.admin"], "Regular User": []}
             permissions = db.session.scalars(select(Permission.codename)).all()

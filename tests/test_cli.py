@@ -268,3 +268,92 @@ def test_unsafe_production_settings_are_a_json_error(installed):
     result = installed.run("users", "create", "--phone", "0611111111", env="production")
     error = result.error["error"]
     assert "AUTHSERVER_KEY_ENCRYPTION_KEY" in error and "AUTHSERVER_DATABASE_URL" in error
+
+
+# --- audiences --------------------------------------------------------------------------
+def test_audiences_create_set_key_remove_key_list_delete(installed, tmp_path):
+    from joserfc.jwk import ECKey, RSAKey
+
+    rsa_key = RSAKey.generate_key(2048, private=True)
+    ec_key = ECKey.generate_key("P-384", private=True)
+    rsa_pem = tmp_path / "properties.pub.pem"
+    rsa_pem.write_bytes(rsa_key.as_pem(private=False))
+    ec_jwk = tmp_path / "properties-2.jwk.json"
+    ec_jwk.write_text(json.dumps({**ec_key.as_dict(private=False), "kid": "props-2"}))
+
+    created = installed.run(
+        "audiences", "create", "--identifier", "https://properties.example.com",
+        "--name", "Properties", "--encryption-key", str(rsa_pem),
+    ).json  # fmt: skip
+    assert created["identifier"] == "https://properties.example.com"
+    assert created["encryption_key"]["kid"] == rsa_key.thumbprint()
+    assert created["encryption_key"]["alg"] == "RSA-OAEP-256"
+
+    # By identifier or by id.
+    replaced = installed.run(
+        "audiences", "set-key", "https://properties.example.com", "--key", str(ec_jwk)
+    ).json
+    assert replaced["id"] == created["id"]
+    assert (replaced["encryption_key"]["kid"], replaced["encryption_key"]["alg"]) == (
+        "props-2", "ECDH-ES"
+    )  # fmt: skip
+    assert [k["kid"] for k in replaced["replaced_keys"]] == [rsa_key.thumbprint()]
+    assert replaced["replaced_keys"][0]["tokens_valid_until"]
+
+    removed = installed.run("audiences", "remove-key", created["id"]).json
+    assert removed["encrypted"] is False and removed["encryption_key"] is None
+
+    listed = installed.run("audiences", "list").json["audiences"]
+    assert [a["identifier"] for a in listed] == ["https://properties.example.com"]
+    assert listed[0] == removed
+
+    deleted = installed.run("audiences", "delete", "https://properties.example.com").json
+    assert deleted == {"deleted": created["id"], "identifier": "https://properties.example.com"}
+    assert installed.run("audiences", "list").json == {"audiences": []}
+
+    # The operating-system account is the actor of each change.
+    dump = "\n".join(sqlite3.connect(installed.root / "authserver.db").iterdump())
+    for event in ("audience.created", "audience.key_set", "audience.key_removed",
+                  "audience.deleted"):  # fmt: skip
+        assert event in dump
+
+
+def test_audiences_refusals_are_json_errors(installed, tmp_path):
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, private=True)
+    private_pem = tmp_path / "private.pem"
+    private_pem.write_bytes(key.as_pem(private=True))
+    private_jwk = tmp_path / "private.json"
+    private_jwk.write_text(json.dumps(key.as_dict(private=True)))
+    public_pem = tmp_path / "public.pem"
+    public_pem.write_bytes(key.as_pem(private=False))
+
+    for path in (private_pem, private_jwk):
+        refused = installed.run(
+            "audiences", "create", "--identifier", "urn:example:x", "--encryption-key", str(path)
+        )
+        assert "send only the public key" in refused.error["error"]
+    mismatch = installed.run(
+        "audiences", "create", "--identifier", "urn:example:x",
+        "--encryption-key", str(public_pem), "--alg", "ECDH-ES",
+    )  # fmt: skip
+    assert "needs an EC key" in mismatch.error["error"]
+    assert (
+        "absolute URI"
+        in installed.run("audiences", "create", "--identifier", "no-scheme").error["error"]
+    )
+    unknown = "urn:example:none"
+    for command in (
+        ["set-key", unknown, "--key", str(public_pem)],
+        ["remove-key", unknown],
+        ["delete", unknown],
+    ):
+        assert "no audience" in installed.run("audiences", *command).error["error"]
+    assert installed.run("audiences", "list").json == {"audiences": []}
+
+
+def test_tokens_purge(installed):
+    assert installed.run("tokens", "purge").json == {
+        "purged": {"encrypted_access_tokens": 0, "revoked_access_tokens": 0}
+    }

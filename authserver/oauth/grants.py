@@ -7,6 +7,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
 from authserver.accounts.services import authenticate_password
+from authserver.audiences.services import UnknownResource, resolve_resource, use_token_target
 from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -40,7 +41,19 @@ class ClientRulesMixin:
         # Authlib sets request.client only after authenticate_user; failed-login audit
         # records want it before.
         self.request.client = client  # type: ignore[attr-defined]
+        # Every grant authenticates the client first: the audience is checked here, before
+        # a password, code or refresh token is spent on a request that will be refused.
+        self.select_audience()
         return client
+
+    def select_audience(self) -> None:
+        """RFC 8707 ``resource``: the audience of the access token. None asks for the
+        default audience; otherwise one registered audience identifier."""
+        values = self.request.payload.datalist.get("resource") or []  # type: ignore[attr-defined]
+        try:
+            use_token_target(resolve_resource(list(values)))
+        except UnknownResource as error:
+            raise InvalidTargetError(error.description) from None
 
     def validate_requested_scope(self) -> None:
         """A client may ask only for scopes it is allowed (RFC 6749 §5.2 invalid_scope)."""
@@ -49,6 +62,13 @@ class ClientRulesMixin:
         requested = set((self.request.payload.scope or "").split())  # type: ignore[attr-defined]
         if requested and not requested <= self.request.client.allowed_scopes():  # type: ignore[attr-defined]
             raise InvalidScopeError("The requested scope is not allowed for this client.")
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 §2: the requested resource is unknown, malformed or more than one."""
+
+    error = "invalid_target"
+    status_code = 400
 
 
 class TooManyAttemptsError(OAuth2Error):

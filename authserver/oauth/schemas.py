@@ -66,12 +66,24 @@ class TokenRequest(ClientCredentials):
         description="password and OTP grants: a name for the session's device (shown in "
         "the device list); otherwise taken from the User-Agent.",
     )
+    resource: str | None = Field(
+        default=None,
+        description="RFC 8707 resource indicator, any grant: the identifier of a registered "
+        "audience, which becomes the access token's `aud`. Once at most (several, or an "
+        "unknown one: `invalid_target`). An audience with an encryption key gets an "
+        "encrypted access token (a JWE wrapping the signed JWT). Left out: the default "
+        "audience, a plain signed token.",
+        examples=["https://properties.example.com"],
+    )
 
 
 class TokenResponse(BaseModel):
     """Tokens issued (RFC 6749 §5.1). Sent with `Cache-Control: no-store`."""
 
-    access_token: str = Field(description="RFC 9068 JWT (`typ: at+jwt`, RS256, `kid` in the JWKS).")
+    access_token: str = Field(
+        description="RFC 9068 JWT (`typ: at+jwt`, RS256, `kid` in the JWKS); for an "
+        "audience with an encryption key, that JWT encrypted to it (compact JWE, `cty: JWT`)."
+    )
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str | None = Field(

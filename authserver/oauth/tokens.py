@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from authserver.accounts.models import User
 from authserver.accounts.services import groups_and_entitlements
+from authserver.audiences.services import encrypt_access_token, token_target
 from authserver.context import keyring, settings
 from authserver.errors import AuthserverError, ServiceUnavailable
 from authserver.extensions import db, utcnow
@@ -65,7 +66,8 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         return signing
 
     def get_audiences(self, client: Client, user: Grantee | None, scope: str) -> str:
-        return settings().audience
+        target = token_target()  # the RFC 8707 resource the grant accepted, if any
+        return target.identifier if target else settings().audience
 
     def get_jti(self, client, grant_type, user, scope) -> str:
         return secrets.token_urlsafe(16)
@@ -92,7 +94,12 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         if user is not None and user.session is None:
             # The session's id is the token's ``sid``: open it before signing.
             user.session = start_session(user.user, client, scope, user.amr, user.device)
-        return super().access_token_generator(client, grant_type, user, scope)
+        signed = super().access_token_generator(client, grant_type, user, scope)
+        target = token_target()
+        if target is not None and target.key_id is not None:
+            # The audience registered an encryption key: a nested JWT only it can open.
+            return encrypt_access_token(target, signed)
+        return signed
 
     @staticmethod
     def new_refresh_token(client, grant_type, user: Grantee | None, scope) -> str | None:

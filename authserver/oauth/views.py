@@ -39,8 +39,8 @@ FORM_ERRORS = {
     400: Reply(
         OAuthError,
         "invalid_request (missing, repeated or URL parameter; Basic and body credentials "
-        "together), invalid_grant, invalid_scope, unauthorized_client, "
-        "unsupported_grant_type, unsupported_token_type.",
+        "together), invalid_grant, invalid_scope, invalid_target (RFC 8707 resource), "
+        "unauthorized_client, unsupported_grant_type, unsupported_token_type.",
     ),
     401: Reply(
         OAuthError,
@@ -77,7 +77,8 @@ def _malformed_oauth_request() -> Response | None:
         # answer about a missing grant_type the client did send.
         return oauth_error(400, "invalid_request", "The body is not UTF-8 form data.")
     for key, values in request.form.lists():
-        if len(values) > 1:
+        # A repeated RFC 8707 resource is the grant's to refuse, as invalid_target.
+        if len(values) > 1 and key != "resource":
             return oauth_error(400, "invalid_request", f"Parameter '{key}' is repeated.")
     return None
 

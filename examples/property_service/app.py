@@ -9,12 +9,21 @@ Run it against a local authserver::
 
     PROPERTY_ISSUER=http://127.0.0.1:8000 PROPERTY_AUDIENCE=http://127.0.0.1:8000 \\
         .venv/bin/flask --app 'examples.property_service.app:from_environment()' run -p 8100
+
+With encrypted access tokens (its audience registered at authserver with the public half
+of its key), the service also gets its private key(s)::
+
+    PROPERTY_AUDIENCE=https://properties.example.com \\
+    PROPERTY_DECRYPTION_KEYS=keys/properties-2030.pem,keys/properties-2029.pem \\
+    PROPERTY_REQUIRE_ENCRYPTION=true ...
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, jsonify, request
@@ -117,12 +126,31 @@ def _error(status: int, error: str, description: str | None):
     return response
 
 
+def read_private_keys(paths: str) -> list[Any]:
+    """Private keys from comma-separated files, each a PEM or a private JWK (JSON). Give
+    the current key and, after a replacement, the previous one until its tokens expire:
+    each token names its key by ``kid``."""
+    keys: list[Any] = []
+    for path in filter(None, (part.strip() for part in paths.split(","))):
+        text = Path(path).read_text()
+        keys.append(json.loads(text) if text.lstrip().startswith("{") else text)
+    return keys
+
+
 def from_environment() -> Flask:
     """For ``flask --app 'examples.property_service.app:from_environment()' run``:
     PROPERTY_ISSUER, PROPERTY_AUDIENCE (default: the issuer, authserver's default
-    audience) and PROPERTY_OWNER (the user id owning the two sample properties)."""
+    audience), PROPERTY_OWNER (the user id owning the two sample properties), and for
+    encrypted tokens PROPERTY_DECRYPTION_KEYS (comma-separated private key files) and
+    PROPERTY_REQUIRE_ENCRYPTION (true: plain tokens are refused)."""
     issuer = os.environ.get("PROPERTY_ISSUER", "http://127.0.0.1:8000")
     owner = os.environ.get("PROPERTY_OWNER", "nobody")
+    options: dict[str, Any] = {}
+    if os.environ.get("PROPERTY_DECRYPTION_KEYS"):
+        options["decryption_keys"] = read_private_keys(os.environ["PROPERTY_DECRYPTION_KEYS"])
+        options["require_encryption"] = os.environ.get(
+            "PROPERTY_REQUIRE_ENCRYPTION", ""
+        ).lower() in ("1", "true", "yes")
     return create_app(
         issuer,
         os.environ.get("PROPERTY_AUDIENCE", issuer),
@@ -130,4 +158,5 @@ def from_environment() -> Flask:
             {"id": "1", "name": "Harbour view", "address": "1 Quai Rambaud", "owner": owner},
             {"id": "2", "name": "Old mill", "address": "4 Rue du Moulin", "owner": owner},
         ],
+        **options,
     )
