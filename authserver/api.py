@@ -22,6 +22,7 @@ from authserver.oauth.tokens import InvalidAccessToken
 from authserver.oauth.views import bearer_claims
 
 Model = TypeVar("Model", bound=BaseModel)
+Row = TypeVar("Row")
 
 
 class Schema(BaseModel):
@@ -58,6 +59,14 @@ def error_response(error: ApiError) -> Response:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"No such {what}.")
+
+
+def get_or_404(model: type[Row], key: Any, what: str) -> Row:
+    """The row of ``model`` with primary key ``key``, or a 404 naming ``what``."""
+    row = db.session.get(model, key)
+    if row is None:
+        raise not_found(what)
+    return row
 
 
 def conflict(description: str, field: str | None = None) -> ApiError:

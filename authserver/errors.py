@@ -109,13 +109,7 @@ def register_error_handlers(app: Flask) -> None:
 
         db.session.rollback()
         log.error("database error: %s", type(error.__cause__ or error).__name__)
-        response = jsonify(
-            error="temporarily_unavailable",
-            error_description="The database is unavailable; try again shortly.",
-        )
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return _unavailable("The database is unavailable; try again shortly.")
 
     @app.errorhandler(RateLimited)
     def rate_limited(error: RateLimited):
@@ -127,10 +121,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ServiceUnavailable)
     def service_unavailable(error: ServiceUnavailable):
-        response = jsonify(error="temporarily_unavailable", error_description=error.description)
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return _unavailable(error.description)
+
+
+def _unavailable(description: str):
+    response = jsonify(error="temporarily_unavailable", error_description=description)
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _slug(name: str) -> str:

@@ -19,6 +19,20 @@ from tests.services import free_port, postgres_server, redis_server
 ISSUER = "http://127.0.0.1:8000"
 PASSWORD = "correct horse battery"
 PHONE = "+33612975634"
+# The ``user`` object of the seed login response, everywhere a user is shown.
+USER_KEYS = {
+    "id",
+    "username",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "account_type",
+    "is_active",
+    "is_blocked",
+    "groups",
+    "permissions",
+}
 
 
 def make_settings(database_url: str, keys_dir, **overrides: str) -> Settings:

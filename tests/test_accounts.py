@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from authserver.otp import OTP_GRANT_TYPE
-from tests.conftest import PASSWORD, PHONE
+from tests.conftest import PASSWORD, PHONE, USER_KEYS
 from tests.sms_gateway import build_otp_app, dispose
 
-USER_KEYS = {
-    "id", "username", "email", "phone", "first_name", "last_name", "account_type",
-    "is_active", "is_blocked", "groups", "permissions",
-}  # fmt: skip
 NEW_PHONE = "+33698765432"
 
 

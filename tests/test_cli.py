@@ -14,22 +14,9 @@ from pathlib import Path
 import pytest
 
 from authserver import create_app
-from tests.conftest import make_settings
+from tests.conftest import USER_KEYS, make_settings
 
 SCRIPT = Path(sys.executable).parent / "authserver"
-USER_KEYS = {
-    "id",
-    "username",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "account_type",
-    "is_active",
-    "is_blocked",
-    "groups",
-    "permissions",
-}
 
 
 @dataclass

@@ -12,21 +12,7 @@ import jwt
 import pytest
 from jwt import PyJWKClient
 
-from tests.conftest import ISSUER, PASSWORD
-
-SEED_USER_KEYS = {
-    "id",
-    "username",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "account_type",
-    "is_active",
-    "is_blocked",
-    "groups",
-    "permissions",
-}
+from tests.conftest import ISSUER, PASSWORD, USER_KEYS
 
 
 def verify_with_pyjwt(live_server, token: str) -> dict:
@@ -46,7 +32,7 @@ def test_seed000_token_and_login(http, user, live_server, slash):
     response = http.post("/api/auth/login" + slash, json=body)
     assert response.status_code == 200
     assert set(response.json) == {"refresh", "access", "user"}
-    assert set(response.json["user"]) == SEED_USER_KEYS
+    assert set(response.json["user"]) == USER_KEYS
     assert response.json["user"]["id"] == user
     assert response.json["user"]["phone"] == "+33612975634"
     assert verify_with_pyjwt(live_server, response.json["access"])["sub"] == user

@@ -345,3 +345,9 @@ def test_metrics_count_otp_sends_blocks_and_429s(http):
     assert delta("authserver_otp_sent_total", purpose="login") == 1
     assert delta("authserver_otp_blocked_total", limit="rate_limit") == 1
     assert delta("authserver_rate_limit_hits_total", endpoint="/oauth/otp") == 1
+    # The seed 004 endpoint sends codes through the same service: counted the same.
+    seed = http.post("/accounts/login/", json={"phone": phone})
+    assert seed.status_code == 406
+    assert value(scrape(http), "authserver_otp_blocked_total", limit="rate_limit") == (
+        value(after, "authserver_otp_blocked_total", limit="rate_limit") + 1
+    )

@@ -67,6 +67,7 @@ from authserver.api import (
     ApiError,
     access_token_claims,
     conflict,
+    get_or_404,
     install,
     invalid,
     json_body,
@@ -153,10 +154,7 @@ def _unknown(error: UnknownNames) -> ApiError:
 
 # --- users ---------------------------------------------------------------------------
 def _user(user_id: uuid.UUID) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise not_found("user")
-    return user
+    return get_or_404(User, user_id, "user")
 
 
 @bp.get("/users")
@@ -314,10 +312,7 @@ def set_user_permissions(user_id: uuid.UUID) -> Response:
 
 # --- groups --------------------------------------------------------------------------
 def _group(group_id: int) -> Group:
-    group = db.session.get(Group, group_id)
-    if group is None:
-        raise not_found("group")
-    return group
+    return get_or_404(Group, group_id, "group")
 
 
 @bp.get("/groups")
@@ -388,10 +383,7 @@ def delete_group(group_id: int) -> tuple[str, int]:
 
 # --- permissions ---------------------------------------------------------------------
 def _permission(permission_id: int) -> Permission:
-    permission = db.session.get(Permission, permission_id)
-    if permission is None:
-        raise not_found("permission")
-    return permission
+    return get_or_404(Permission, permission_id, "permission")
 
 
 @bp.get("/permissions")
@@ -442,10 +434,7 @@ def delete_permission(permission_id: int) -> tuple[str, int]:
 
 # --- OAuth clients -------------------------------------------------------------------
 def _client(client_id: str) -> Client:
-    client = db.session.get(Client, client_id)
-    if client is None:
-        raise not_found("client")
-    return client
+    return get_or_404(Client, client_id, "client")
 
 
 @bp.get("/clients")

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import IntegrityError
 
 from authserver.admin.views import actor, require_admin
-from authserver.api import ApiError, conflict, install, json_body, not_found
+from authserver.api import ApiError, conflict, get_or_404, install, json_body
 from authserver.audiences.models import Audience
 from authserver.audiences.schemas import (
     AudienceCreate,
@@ -44,10 +44,7 @@ def _refused(error: AudienceError) -> ApiError:
 
 
 def _audience(audience_id: uuid.UUID) -> Audience:
-    audience = db.session.get(Audience, audience_id)
-    if audience is None:
-        raise not_found("audience")
-    return audience
+    return get_or_404(Audience, audience_id, "audience")
 
 
 def _commit() -> None:

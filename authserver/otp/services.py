@@ -34,13 +34,19 @@ from authserver.errors import (
     InvalidOtp,
     OtpRegionNotAllowed,
     PasswordRejected,
+    RateLimited,
     SmsDeliveryFailed,
 )
 from authserver.extensions import db, utcnow
 from authserver.net import client_ip
 from authserver.oauth.models import AuthSession
 from authserver.oauth.sessions import revoke_session
-from authserver.ops.metrics import OTP_SEND_FAILURES, OTP_SENT, OTP_VERIFY_FAILURES
+from authserver.ops.metrics import (
+    OTP_BLOCKED,
+    OTP_SEND_FAILURES,
+    OTP_SENT,
+    OTP_VERIFY_FAILURES,
+)
 from authserver.otp.budgets import Budget, budgets
 from authserver.otp.models import OtpChallenge
 from authserver.otp.sms import sms_sender
@@ -93,10 +99,16 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
         s.otp_regions
         and phonenumbers.region_code_for_number(phonenumbers.parse(phone)) not in s.otp_regions
     ):
+        OTP_BLOCKED.labels("region").inc()
         raise OtpRegionNotAllowed()
 
     wanted = send_budgets(phone, ip or client_ip())
-    taken = budgets().reserve(wanted)
+    try:
+        taken = budgets().reserve(wanted)
+    except RateLimited:
+        # Counted here, not in a view: the seed endpoints send codes too.
+        OTP_BLOCKED.labels("rate_limit").inc()
+        raise
     challenge_id = uuid.uuid4()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     message = MESSAGES[purpose].format(code=code, minutes=max(1, s.otp_ttl // 60))

@@ -22,7 +22,6 @@ from authserver.errors import (
 from authserver.oauth.schemas import OAuthError
 from authserver.oauth.views import NO_STORE, oauth_error
 from authserver.openapi import Reply, documented
-from authserver.ops.metrics import OTP_BLOCKED
 from authserver.otp.services import LOGIN, PURPOSES, reset_password, start_challenge
 
 bp = Blueprint("otp", __name__)
@@ -112,10 +111,8 @@ def start() -> Response:
     except InvalidPhoneNumber:
         return oauth_error(400, "invalid_phone_number", "This is not a valid mobile number.")
     except OtpRegionNotAllowed as error:
-        OTP_BLOCKED.labels("region").inc()
         return oauth_error(400, "unsupported_region", error.description)
     except RateLimited as error:
-        OTP_BLOCKED.labels("rate_limit").inc()
         return oauth_error(
             429,
             "too_many_requests",
