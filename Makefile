@@ -25,7 +25,7 @@ run: $(STAMP)
 	exec $(BIN)/authserver serve --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench wsgi.py
+	$(BIN)/ruff check authserver tests examples bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench wsgi.py
+	$(BIN)/ruff check authserver tests examples bench
 	$(BIN)/ruff format --check authserver tests examples bench
 
 # Refresh the pinned set after changing pyproject.toml.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask
@@ -115,7 +116,6 @@ def _engine_options(url: str) -> dict:
     }
 
 
-def _migrations_dir():
-    from authserver.config import PROJECT_ROOT
-
-    return PROJECT_ROOT / "migrations"
+def _migrations_dir() -> Path:
+    # Inside the package, so an installed wheel migrates as a checkout does.
+    return Path(__file__).resolve().parent / "migrations"

@@ -105,10 +105,13 @@ def import_users_command(path):
     show_default=True,
 )
 @click.option("--resource-server", is_flag=True, help="May introspect other clients' tokens.")
+@click.option(
+    "--first-party", is_flag=True, help="One of the platform's own apps (no consent screen)."
+)
 @click.option("--client-id", default=None, help="Choose the id instead of a random one.")
 @with_appcontext
 def create_client_command(
-    name, grant_types, scope, public, auth_method, resource_server, client_id
+    name, grant_types, scope, public, auth_method, resource_server, first_party, client_id
 ):
     from authserver.oauth.clients import ClientError, create_client
 
@@ -120,6 +123,7 @@ def create_client_command(
             public=public,
             auth_method=auth_method,
             resource_server=resource_server,
+            first_party=first_party,
             client_id=client_id,
             actor="cli",
         )
@@ -132,6 +136,7 @@ def create_client_command(
             "grant_types": client.grant_types.split(),
             "scope": client.scope,
             "token_endpoint_auth_method": client.token_endpoint_auth_method,
+            "first_party": client.first_party,
         }
     )
 

@@ -1,4 +1,4 @@
-"""The production server: granian serving ``wsgi:app`` (README, "Running in production").
+"""The production server: granian serving ``authserver.wsgi:app`` (README, "Running in production").
 
 ``authserver serve`` (what ``make run`` and production run) checks the configuration by
 creating the app once, then replaces itself with ``python -m authserver.serve``: a fresh
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = server_arguments(argv)
     prepare_metrics_dir()
     Server(
-        "wsgi:app",
+        "authserver.wsgi:app",
         address=args.host,
         port=args.port,
         interface=Interfaces.WSGI,
@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
         # A worker that dies is replaced; the others keep serving meanwhile.
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_SECONDS,
-        working_dir=Path(__file__).resolve().parent.parent,
     ).serve()
 
 

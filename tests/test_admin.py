@@ -436,6 +436,10 @@ def test_client_lifecycle(http, admin, make_client):
     assert secret and created.json["grant_types"] == ["client_credentials"]
     shown = http.get(f"/admin/clients/{client_id}", headers=admin).json
     assert "client_secret" not in shown and shown["is_active"] is True
+    assert shown["first_party"] is False  # third-party unless registered otherwise
+    own = http.patch(f"/admin/clients/{client_id}", json={"first_party": True}, headers=admin)
+    assert own.json["first_party"] is True
+    http.patch(f"/admin/clients/{client_id}", json={"first_party": False}, headers=admin)
     assert any(
         c["client_id"] == client_id
         for c in http.get("/admin/clients", headers=admin).json["clients"]

@@ -216,9 +216,11 @@ def test_clients_create_public_has_null_secret(installed):
         "--grant-type",
         "refresh_token",
         "--public",
+        "--first-party",
     ).json
     assert client["client_secret"] is None
     assert client["grant_types"] == ["password", "refresh_token"]
+    assert client["first_party"] is True
     assert client["scope"]  # a default scope when none is given
 
 

@@ -401,7 +401,7 @@ def test_wrong_key_encryption_key_stops_the_start_with_a_clear_error(app, keys_d
         AUTHSERVER_KEY_ENCRYPTION_KEY=wrong,
     )
     result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
+        [sys.executable, "-c", "import authserver.wsgi"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

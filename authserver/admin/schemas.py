@@ -107,6 +107,7 @@ class ClientCreate(Schema):
     public: bool = False
     auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     resource_server: bool = False
+    first_party: bool = False  # one of the platform's own apps (see Client.first_party)
     client_id: ClientId | None = None  # default: a random one
 
 
@@ -118,6 +119,7 @@ class ClientUpdate(Schema):
     grant_types: list[str] | None = Field(default=None, min_length=1, max_length=10)
     scope: Scope | None = None
     resource_server: bool | None = None
+    first_party: bool | None = None
     is_active: bool | None = None
 
 

@@ -106,6 +106,7 @@ def serialize_client(client: Client) -> dict[str, Any]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "public": client.is_public,
         "resource_server": client.is_resource_server,
+        "first_party": client.first_party,
         "is_active": client.is_active,
         "created_at": client.created_at.isoformat(),
     }

@@ -458,6 +458,7 @@ def create_client_view() -> tuple[Response, int]:
             public=body.public,
             auth_method=body.auth_method,
             resource_server=body.resource_server,
+            first_party=body.first_party,
             client_id=body.client_id,
             actor=actor(),
         )
@@ -489,6 +490,7 @@ def update_client(client_id: str) -> Response:
         "grant_types": " ".join(dict.fromkeys(grant_types)),
         "scope": scope,
         "is_resource_server": resource_server,
+        "first_party": body.first_party if body.first_party is not None else client.first_party,
         "is_active": body.is_active if body.is_active is not None else client.is_active,
     }
     changed = sorted(name for name, value in changes.items() if getattr(client, name) != value)

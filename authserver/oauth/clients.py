@@ -29,6 +29,7 @@ def create_client(
     public: bool = False,
     auth_method: str = "client_secret_basic",
     resource_server: bool = False,
+    first_party: bool = False,
     client_id: str | None = None,
     actor: str,
 ) -> tuple[Client, str | None]:
@@ -48,6 +49,7 @@ def create_client(
         grant_types=" ".join(dict.fromkeys(grant_types)),
         scope=scopes,
         is_resource_server=resource_server,
+        first_party=first_party,
     )
     db.session.add(client)
     record_event("client.created", actor=actor, client_id=client_id)

@@ -46,6 +46,7 @@ def first_party_client_id() -> str:
                 name="First-party apps (seed endpoints)",
                 grant_types=grants,
                 public=True,
+                first_party=True,
                 client_id=client_id,
                 actor="system",
             )

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import ForeignKey, LargeBinary, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authserver.accounts.models import User
@@ -33,6 +33,9 @@ class Client(db.Model, ClientMixin):
     scope: Mapped[str] = mapped_column(String(1000))  # space-separated allowed scopes
     # A resource server may introspect tokens issued to other clients.
     is_resource_server: Mapped[bool] = mapped_column(default=False)
+    # The platform's own apps (registered by its operators): they may be given the
+    # scopes of authserver's own APIs and skip consent. Third-party apps are not.
+    first_party: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
