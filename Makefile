@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint docs bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall only when the dependency declarations change: later runs take a second.
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
-	$(BIN)/pip install --quiet -c requirements.lock -e ".[test]"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[test,docs]"
 	touch $(STAMP)
 
 # The issuer follows PORT unless the environment or .env names one.
@@ -25,8 +25,13 @@ run: $(STAMP)
 	exec $(BIN)/authserver serve --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench
+	$(BIN)/ruff check authserver tests examples bench docs/hooks.py
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The guides (docs/) as a site in site/; strict: a broken link or a page left out fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
 BENCH_ARGS ?=
@@ -35,13 +40,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench
-	$(BIN)/ruff format --check authserver tests examples bench
+	$(BIN)/ruff check authserver tests examples bench docs/hooks.py
+	$(BIN)/ruff format --check authserver tests examples bench docs/hooks.py
 
 # Refresh the pinned set after changing pyproject.toml.
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,docs]"
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance site .pytest_cache .ruff_cache

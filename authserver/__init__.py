@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=False,
         # Rate-limit storage unreachable: Flask-Limiter limits fall back to per-process
-        # memory instead of failing every limited request (README, "Running in production").
+        # memory instead of failing every limited request (docs/operating.md).
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
         SECRET_KEY=settings.secret_key,

@@ -82,7 +82,7 @@ class Settings:
     sms_webhook_read_timeout_ms: int = 4000
     sms_webhook_attempts: int = 3
     sms_webhook_backoff_ms: int = 250
-    # Phone codes (README, "Phone codes (OTP)"): lifetime, tries, and the SMS budgets
+    # Phone codes (docs/otp.md): lifetime, tries, and the SMS budgets
     # that stop SMS pumping.
     otp_ttl: int = 300
     otp_max_attempts: int = 5
@@ -104,14 +104,14 @@ class Settings:
     session_idle_ttl: int = 30 * 24 * 3600
     session_max_ttl: int = 90 * 24 * 3600
     # Live sessions (signed-in devices) per user; a new sign-in beyond it ends the least
-    # recently used one (README, "Operating"). 0: no limit.
+    # recently used one (docs/admin.md). 0: no limit.
     max_sessions_per_user: int = 10
     # Values `account_type` may take (comma-separated); "regular" is what SMS sign-ups get.
     account_types: str = "regular,tenant,landlord,owner,manager,agent,staff"
     refresh_reuse_grace: int = 10
     jwks_max_age: int = 300
     key_cache_seconds: int = 10
-    # How stale a process's copy of a client may be (README, "Operating"); 0: no cache.
+    # How stale a process's copy of a client may be (docs/admin.md); 0: no cache.
     client_cache_seconds: int = 5
     # A new key is published this long before it may sign (caches must learn it first).
     key_prepublish_seconds: int = 900

@@ -22,7 +22,7 @@ triggers one refetch at most every ``refetch_interval`` seconds, so a key rotati
 picked up at once while made-up ``kid`` values cannot make the service hammer authserver.
 When authserver is unreachable the cached keys keep serving (stale-if-error).
 
-Encrypted access tokens (README, "Encrypted access tokens"): an audience registered at
+Encrypted access tokens (docs/encrypted-tokens.md): an audience registered at
 authserver with a public encryption key receives nested JWTs, the signed token encrypted
 to that key (JWE, RSA-OAEP-256 or ECDH-ES with A256GCM, ``cty: JWT``). Give the service
 its private key(s) as ``decryption_keys``; each token names its key by ``kid``, so while

@@ -1,4 +1,4 @@
-"""The production server: granian serving ``authserver.wsgi:app`` (README, "Running in production").
+"""The production server: granian serving ``authserver.wsgi:app`` (docs/operating.md).
 
 ``authserver serve`` (what ``make run`` and production run) checks the configuration by
 creating the app once, then replaces itself with ``python -m authserver.serve``: a fresh

@@ -418,14 +418,14 @@ def write_results(results: dict, memory: dict | None, argon2: float | None, args
     payload = {"results": results, "memory": memory, "argon2_rate": argon2}
     (out / "latest.md").write_text(table)
     if Path(args.output).resolve() == (ROOT / "bench" / "results").resolve():
-        _show_in_readme(table)
+        _show_in_docs(table)
     (out / "latest.json").write_text(json.dumps(payload, indent=2))
     (out / f"{stamp}.md").write_text(table)
 
 
-def _show_in_readme(table: str) -> None:
-    """The README's Performance section shows the latest table."""
-    readme = ROOT / "README.md"
+def _show_in_docs(table: str) -> None:
+    """The Performance guide (docs/performance.md) shows the latest table."""
+    readme = ROOT / "docs" / "performance.md"
     text = readme.read_text()
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
     if start in text and end in text:

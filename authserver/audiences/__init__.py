@@ -1,5 +1,5 @@
 """Registered audiences (resource servers) and the encrypted access tokens issued to
-those that registered an encryption key (README, "Encrypted access tokens").
+those that registered an encryption key (docs/encrypted-tokens.md).
 
 A client asks for an audience with the RFC 8707 ``resource`` parameter at the token
 endpoint. Audiences with an active encryption key get a nested JWT: the signed RFC 9068

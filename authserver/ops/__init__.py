@@ -1,5 +1,5 @@
 """Operability: probes, metrics and the per-request bookkeeping (request id, access log
-line, request metrics). See README, "Running in production"."""
+line, request metrics). See docs/operating.md."""
 
 from __future__ import annotations
 

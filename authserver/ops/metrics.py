@@ -1,4 +1,4 @@
-"""Prometheus metrics: what operators graph and alert on (README, "Running in production").
+"""Prometheus metrics: what operators graph and alert on (docs/operating.md).
 
 Counters live at module level so any module can increment them with one line. Label
 values always come from a small fixed set (a Flask URL rule, a grant type, a reason

@@ -1,5 +1,5 @@
 """Phone one-time codes: SMS sign-in, sign-up by phone, password reset, and the budgets
-that keep the SMS account from being spent by someone else (README, "Phone codes (OTP)")."""
+that keep the SMS account from being spent by someone else (docs/otp.md)."""
 
 from __future__ import annotations
 

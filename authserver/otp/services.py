@@ -1,6 +1,6 @@
 """Sending and checking phone codes; sign-in (and sign-up) and password reset with them.
 
-Rules (settings: README, "Phone codes (OTP)"): 6 digits from ``secrets``; stored only as
+Rules (settings: docs/otp.md, docs/limits.md): 6 digits from ``secrets``; stored only as
 an HMAC bound to the challenge id; valid AUTHSERVER_OTP_TTL seconds; single use; every comparison
 counts against AUTHSERVER_OTP_MAX_ATTEMPTS, after which the code is dead even if right;
 a new code replaces every older code of the phone; compared in constant time.

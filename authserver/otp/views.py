@@ -83,7 +83,7 @@ def _text(params: dict[str, Any], name: str) -> str | None:
 @bp.post("/oauth/otp")
 @documented(
     "Send a one-time code by SMS",
-    description="The `otp_endpoint` of the metadata. Limits: README, 'Phone codes (OTP)'.",
+    description="The `otp_endpoint` of the metadata. Limits: docs/limits.md.",
     tags=["otp"],
     body=CodeRequest,
     form=CodeRequest,
