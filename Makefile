@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint docs bench lock clean
+.PHONY: run test lint docs config-reference bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 # The guides (docs/) as a site in site/; strict: a broken link or a page left out fails.
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
+
+# docs/configuration.md from the settings declared in authserver/config.py.
+config-reference: $(STAMP)
+	$(BIN)/python docs/hooks.py
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
 BENCH_ARGS ?=

@@ -1,23 +1,39 @@
-"""authserver: a small, standards-exact OAuth 2 authorization server."""
+"""authserver: a small, standards-exact OAuth 2 authorization server.
+
+Importing the package loads nothing but its version: ``authserver --help`` and
+``authserver.resource`` in a downstream service must not pay for Flask, SQLAlchemy or
+the configuration. ``create_app`` builds the whole server (what ``authserver serve``
+and any WSGI server run); ``create_core_app`` only what the command line needs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from authserver.logs import configure_logging
-
-if TYPE_CHECKING:  # importing the package must not load the configuration (authserver.resource)
     from authserver.config import Settings
 
-__all__ = ["create_app"]
+# The one place the version is written: the wheel's metadata (pyproject.toml reads it)
+# and `authserver --version` come from here. Releases: CHANGELOG.md.
+__version__ = "0.2.0.dev0"
+
+__all__ = ["__version__", "create_app", "create_core_app", "init_migrations"]
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_core_app(settings: Settings | None = None) -> Flask:
+    """The app without its HTTP side: settings, logging and the database; no routes, no
+    Authlib server, no OpenAPI document, no migrations (``init_migrations``), and only
+    the models its caller imports. The command line works in it, so ``authserver keys
+    list`` pays for none of the rest. It does not open the signing keys: commands that
+    write keys check the key-encryption key themselves (``create_app`` does at start)."""
+    # Imported here, not at the top: importing the package must stay free (see above).
+    from flask import Flask
+
     from authserver.config import Settings
+    from authserver.logs import configure_logging
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -40,9 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.log_level)
 
     from authserver.accounts.passwords import Passwords
-    from authserver.errors import register_error_handlers
-    from authserver.extensions import db, limiter, migrate, ping_idle_connections, render_item
-    from authserver.signing.keyring import KeyRing, check_key_encryption_key
+    from authserver.extensions import db, ping_idle_connections
+    from authserver.signing.keyring import KeyRing
 
     app.extensions["authserver.settings"] = settings
     app.extensions["authserver.passwords"] = Passwords(
@@ -52,14 +67,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         ping_idle_connections(db.engine)
-    migrate.init_app(
-        app, db, directory=str(_migrations_dir()), render_item=render_item, compare_type=True
-    )
+    return app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The whole server: the core app (``create_core_app``) and every route."""
+    # Imported here, not at the top: importing the package must stay free (see above).
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from authserver.errors import register_error_handlers
+    from authserver.extensions import limiter
+    from authserver.signing.keyring import check_key_encryption_key
+
+    app = create_core_app(settings)
+    settings = app.extensions["authserver.settings"]
+    init_migrations(app)  # /readyz compares the database with the migrations' heads
     limiter.init_app(app)
     register_error_handlers(app)
 
-    from authserver import audit  # noqa: F401  (model registration)
-    from authserver.cli import register_cli
     from authserver.compat.views import bp as compat_bp
     from authserver.oauth.grants import GRANT_TYPES
     from authserver.oauth.server import create_authorization_server
@@ -85,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_audiences(app)  # registered audiences, encrypted tokens, /admin/audiences
     init_ops(app)  # /healthz, /readyz, /metrics, request ids and the access log line
     init_openapi(app)  # /openapi.json (built from every route above) and /docs
-    register_cli(app)
+
     check_key_encryption_key(app)  # a wrong key-encryption key stops the start, not a request
 
     if settings.trusted_proxies:
@@ -96,6 +121,19 @@ def create_app(settings: Settings | None = None) -> Flask:
             x_host=settings.trusted_proxies,
         )
     return app
+
+
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate (Alembic) over the migrations shipped in the package: what
+    ``authserver db ...`` and ``/readyz`` need. Not in the core app: Alembic alone costs
+    more to import than ``authserver keys list`` may take."""
+    # Imported here, not at the top: importing the package must stay free (see above).
+    from flask_migrate import Migrate
+
+    from authserver import models  # noqa: F401  (autogenerate compares every table)
+    from authserver.extensions import db, render_item
+
+    Migrate(app, db, directory=str(_migrations_dir()), render_item=render_item, compare_type=True)
 
 
 def _engine_options(url: str) -> dict:

@@ -11,12 +11,12 @@ import os
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 from dotenv import dotenv_values
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "testing", "production")
 
 
@@ -43,7 +43,7 @@ def _bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
-def _decode_key(name: str, value: str) -> bytes:
+def decode_key(name: str, value: str) -> bytes:
     """32 random bytes, written as base64url (``secrets.token_urlsafe(32)`` makes one)."""
     try:
         raw = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
@@ -54,82 +54,196 @@ def _decode_key(name: str, value: str) -> bytes:
     return raw
 
 
+def _private_dir(path: Path) -> None:
+    """Create a directory for development data (and any missing parent), readable by its
+    owner only."""
+    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+
+
 def _development_key(path: Path) -> bytes:
-    """Read or create a development-only key file under ``keys/`` (git ignores it)."""
+    """Read or create a development-only key file in the keys directory."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
-    return _decode_key(str(path), path.read_text())
+    return decode_key(str(path), path.read_text())
+
+
+def setting(default: Any, doc: str, *, secret: bool = False, shown: str | None = None) -> Any:
+    """A setting with its documentation: the configuration reference
+    (docs/configuration.md) is generated from these, so it cannot drift from the code.
+    ``secret`` keeps the value out of ``repr``; ``shown`` is the default as the
+    reference writes it, when the field's own default is a placeholder."""
+    return field(
+        default=default, repr=not secret, metadata={"doc": doc, "secret": secret, "shown": shown}
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
     """What the server is told from outside. Names map to ``AUTHSERVER_<NAME>``."""
 
-    env: str = "development"
-    database_url: str = field(default="", repr=False)  # may hold a password
-    issuer: str = "http://127.0.0.1:8000"
-    access_token_audience: str = ""  # empty: the issuer
-    default_region: str = "FR"
-    ratelimit_storage_url: str = "memory://"
-    sms_backend: str = "console"
-    sms_webhook_url: str = ""
-    sms_webhook_secret: str = field(default="", repr=False)
+    env: str = setting(
+        "development",
+        "`development`, `testing` or `production`; production refuses to start while a "
+        "development-only setting is in use (generated keys, SQLite, console SMS, debug, an "
+        "`http://` issuer)",
+    )
+    instance_dir: str = setting(
+        "",
+        "where development data lives: the default SQLite database and the generated "
+        "development keys (created 0700 when first needed; never inside the installed "
+        "package)",
+        shown="`instance/` in the working directory",
+    )
+    database_url: str = setting(
+        "",
+        "SQLAlchemy URL (`postgresql+psycopg2://user:password@host:5432/authserver` in production)",
+        secret=True,  # may hold a password
+        shown="SQLite file `authserver.db` in the instance directory",
+    )
+    issuer: str = setting(
+        "http://127.0.0.1:8000",
+        "the `iss` of every token and the base of every URL in the metadata (never taken "
+        "from request headers)",
+    )
+    access_token_audience: str = setting(
+        "", "the `aud` of access tokens that name no `resource`", shown="the issuer"
+    )
+    default_region: str = setting(
+        "FR",
+        "region (ISO 3166 alpha-2) for phone numbers written without a country code (the "
+        "seeds' example `0612975634` is a French mobile)",
+    )
+    ratelimit_storage_url: str = setting(
+        "memory://",
+        "where limits count: `memory://` (per process), or `redis://host:port/db` as soon "
+        "as there is more than one process",
+    )
+    sms_backend: str = setting("console", "`console` (logs messages; development) or `webhook`")
+    sms_webhook_url: str = setting("", "where the webhook backend posts", shown="—")
+    sms_webhook_secret: str = setting(
+        "",
+        "when set, each webhook body is signed: `X-Authserver-Signature: sha256=<hex "
+        "HMAC-SHA256 of the raw body>`",
+        secret=True,
+        shown="—",
+    )
     # Webhook delivery: bounded retries with backoff on 5xx and network errors.
-    sms_webhook_connect_timeout_ms: int = 2000
-    sms_webhook_read_timeout_ms: int = 4000
-    sms_webhook_attempts: int = 3
-    sms_webhook_backoff_ms: int = 250
-    # Phone codes (docs/otp.md): lifetime, tries, and the SMS budgets
-    # that stop SMS pumping.
-    otp_ttl: int = 300
-    otp_max_attempts: int = 5
-    otp_resend_cooldown: int = 60
-    otp_max_per_phone_per_day: int = 5
-    otp_max_per_ip_per_hour: int = 20
-    otp_global_per_hour: int = 1000
-    otp_allowed_regions: str = ""  # comma-separated ISO 3166 codes; empty: every region
-    otp_expose_code: bool = False  # development only: the code in the response body
+    sms_webhook_connect_timeout_ms: int = setting(2000, "webhook connect timeout (ms)")
+    sms_webhook_read_timeout_ms: int = setting(4000, "webhook read timeout (ms)")
+    sms_webhook_attempts: int = setting(3, "webhook attempts per message, 1 to 5")
+    sms_webhook_backoff_ms: int = setting(250, "wait before the first retry (ms); doubles")
+    # Phone codes (docs/otp.md): lifetime, tries, and the SMS budgets that stop SMS pumping.
+    otp_ttl: int = setting(300, "seconds a code is valid (at most 3600)")
+    otp_max_attempts: int = setting(5, "wrong tries after which a code is dead")
+    otp_resend_cooldown: int = setting(60, "seconds before a phone may get another code")
+    otp_max_per_phone_per_day: int = setting(5, "codes per phone per 24 h")
+    otp_max_per_ip_per_hour: int = setting(20, "codes per client address per hour")
+    otp_global_per_hour: int = setting(1000, "codes per hour, all phones together (the SMS budget)")
+    otp_allowed_regions: str = setting(
+        "",
+        "comma-separated ISO 3166 regions codes may be sent to (e.g. `FR,BE`)",
+        shown="every region",
+    )
+    otp_expose_code: bool = setting(
+        False,
+        "development only: the code in the `/oauth/otp` answer (production refuses it)",
+    )
     # Failed password logins, counted per phone+IP, per phone and per IP over one window.
-    login_max_failures: int = 10
-    login_max_failures_per_phone: int = 50
-    login_max_failures_per_ip: int = 100
-    login_lockout_seconds: int = 900
-    key_encryption_key: bytes = field(default=b"", repr=False)
-    secret_key: bytes = field(default=b"", repr=False)
-    keys_dir: str = ""
-    access_token_ttl: int = 300
-    session_idle_ttl: int = 30 * 24 * 3600
-    session_max_ttl: int = 90 * 24 * 3600
-    # Live sessions (signed-in devices) per user; a new sign-in beyond it ends the least
-    # recently used one (docs/admin.md). 0: no limit.
-    max_sessions_per_user: int = 10
-    # Values `account_type` may take (comma-separated); "regular" is what SMS sign-ups get.
-    account_types: str = "regular,tenant,landlord,owner,manager,agent,staff"
-    refresh_reuse_grace: int = 10
-    jwks_max_age: int = 300
-    key_cache_seconds: int = 10
-    # How stale a process's copy of a client may be (docs/admin.md); 0: no cache.
-    client_cache_seconds: int = 5
-    # A new key is published this long before it may sign (caches must learn it first).
-    key_prepublish_seconds: int = 900
-    key_rotation_interval: int = 30 * 24 * 3600  # `keys rotate --if-due` rotates after this
-    clock_skew: int = 60
-    signing_key_bits: int = 2048
-    default_client_scope: str = "profile"
-    first_party_client_id: str = "first-party-app"  # the seed endpoints act for it
-    argon2_time_cost: int = 2
-    argon2_memory_cost: int = 19456
-    argon2_parallelism: int = 1
-    max_body_bytes: int = 64 * 1024
-    trusted_proxies: int = 0
-    log_level: str = "INFO"
-    # When set, GET /metrics requires "Authorization: Bearer <this>".
-    metrics_token: str = field(default="", repr=False)
-    debug: bool = False
-    generated_keys: tuple[str, ...] = ()  # which keys came from development files
+    login_max_failures: int = setting(
+        10, "failed password logins per phone and client address in the window, then `429`"
+    )
+    login_max_failures_per_phone: int = setting(
+        50, "failed password logins per phone, any address, in the window"
+    )
+    login_max_failures_per_ip: int = setting(
+        100, "failed password logins per client address, any phone, in the window"
+    )
+    login_lockout_seconds: int = setting(900, "the window of the failed-login counters")
+    key_encryption_key: bytes = setting(
+        b"",
+        "32 bytes, base64url: encrypts private signing keys at rest (AES-256-GCM)",
+        secret=True,
+        shown="development: generated in the keys directory",
+    )
+    secret_key: bytes = setting(
+        b"",
+        "32 bytes, base64url: the HMAC key of client secrets, refresh tokens and codes "
+        "(changing it invalidates them)",
+        secret=True,
+        shown="development: generated in the keys directory",
+    )
+    keys_dir: str = setting(
+        "",
+        "where development keys are generated (never in production)",
+        shown="`keys/` in the instance directory",
+    )
+    access_token_ttl: int = setting(300, "access-token lifetime in seconds (30 to 86400)")
+    session_idle_ttl: int = setting(
+        30 * 24 * 3600, "a session ends after this many seconds without a refresh (30 d)"
+    )
+    session_max_ttl: int = setting(90 * 24 * 3600, "absolute session lifetime, seconds (90 d)")
+    max_sessions_per_user: int = setting(
+        10,
+        "live sessions (signed-in devices) per user; a new sign-in beyond it ends the "
+        "least recently used one (docs/admin.md). 0: no limit",
+    )
+    account_types: str = setting(
+        "regular,tenant,landlord,owner,manager,agent,staff",
+        "the values `account_type` may take, comma-separated; must include `regular` "
+        "(what SMS sign-ups get)",
+    )
+    refresh_reuse_grace: int = setting(
+        10, "seconds in which a concurrent refresh loses without ending the session"
+    )
+    jwks_max_age: int = setting(300, "`Cache-Control: max-age` of the JWKS, seconds")
+    key_cache_seconds: int = setting(
+        10, "how stale an instance's view of the signing keys may be, seconds"
+    )
+    client_cache_seconds: int = setting(
+        5,
+        "how stale a process's copy of a client may be: a client disabled or given a new "
+        "secret elsewhere is refused here within this time. 0: no cache",
+    )
+    key_prepublish_seconds: int = setting(
+        900,
+        "how long a `next` key is published before `keys rotate` may promote it (must "
+        "exceed `JWKS_MAX_AGE` + `KEY_CACHE_SECONDS`)",
+    )
+    key_rotation_interval: int = setting(
+        30 * 24 * 3600, "age of the active key after which `keys rotate --if-due` rotates"
+    )
+    clock_skew: int = setting(
+        60, "leeway for `exp`/`iat` checks, and added to retired keys' publication"
+    )
+    signing_key_bits: int = setting(2048, "RSA size of new signing keys: 2048, 3072 or 4096")
+    default_client_scope: str = setting(
+        "profile", "allowed scope of a client created without `--scope`"
+    )
+    first_party_client_id: str = setting(
+        "first-party-app", "the public client the seed endpoints act for (created on first use)"
+    )
+    argon2_time_cost: int = setting(2, "argon2id iterations (at least 2)")
+    argon2_memory_cost: int = setting(19456, "argon2id memory in KiB (at least 19456)")
+    argon2_parallelism: int = setting(1, "argon2id lanes")
+    max_body_bytes: int = setting(64 * 1024, "largest request body, bytes (`413` beyond)")
+    trusted_proxies: int = setting(
+        0,
+        "how many proxies in front append to `X-Forwarded-For` (their `X-Forwarded-*` "
+        "headers are then trusted)",
+    )
+    log_level: str = setting("INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR` (JSON on stderr)")
+    metrics_token: str = setting(
+        "",
+        "when set, `GET /metrics` requires `Authorization: Bearer <this>`",
+        secret=True,
+        shown="—",
+    )
+    debug: bool = setting(False, "Flask debug mode (never in production)")
+    generated_keys: tuple[str, ...] = ()  # which keys came from development files (not a setting)
 
     @property
     def audience(self) -> str:
@@ -168,13 +282,15 @@ class Settings:
             elif kind == "bool":
                 values[key] = _bool(var, value)
             elif kind == "bytes":
-                values[key] = _decode_key(var, value) if value.strip() else b""
+                values[key] = decode_key(var, value) if value.strip() else b""
             else:
                 values[key] = value.strip()
         env = str(values.get("env", "development"))
         if env not in ENVIRONMENTS:
             raise ConfigError(f"AUTHSERVER_ENV must be one of {', '.join(ENVIRONMENTS)}")
-        keys_dir = Path(str(values.get("keys_dir") or PROJECT_ROOT / "keys"))
+        instance = Path(str(values.get("instance_dir") or Path.cwd() / "instance")).absolute()
+        values["instance_dir"] = str(instance)
+        keys_dir = Path(str(values.get("keys_dir") or instance / "keys"))
         values["keys_dir"] = str(keys_dir)
         generated = []
         for key, filename in (
@@ -186,8 +302,7 @@ class Settings:
                 generated.append(key)
         values["generated_keys"] = tuple(generated)
         if not values.get("database_url"):
-            instance = PROJECT_ROOT / "instance"
-            instance.mkdir(exist_ok=True)
+            _private_dir(instance)
             values["database_url"] = f"sqlite:///{instance / 'authserver.db'}"
         values["issuer"] = str(values.get("issuer", cls.issuer)).rstrip("/")
         settings = cls(**values)  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 
 from flask_limiter import Limiter
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, event
 from sqlalchemy.exc import DisconnectionError
@@ -30,7 +29,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 # Limits are declared where they apply; storage comes from AUTHSERVER_RATELIMIT_STORAGE_URL.
 limiter = Limiter(key_func=client_ip, default_limits=[])
 

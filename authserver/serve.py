@@ -14,7 +14,24 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 from pathlib import Path
+
+import click
+
+from authserver import create_app
+
+# Read by `authserver serve` itself, from the environment only, before any app exists.
+# The configuration reference (docs/configuration.md) lists them with the settings.
+SERVER_SETTINGS = {
+    "AUTHSERVER_WORKERS": ("server processes (`--workers`)", "one per core"),
+    "AUTHSERVER_THREADS": ("threads per server process (`--threads`)", "`4`"),
+    "AUTHSERVER_METRICS_DIR": (
+        "a directory private to the instance (e.g. a tmpfs) where the workers share metric "
+        "values (prometheus-client's multiprocess mode); cleared at start",
+        "—",
+    ),
+}
 
 # On SIGTERM granian stops accepting and lets in-flight requests finish for this long,
 # then kills the workers. Orchestrators wait longer before SIGKILL (Kubernetes: 30 s).
@@ -71,6 +88,22 @@ def prepare_metrics_dir() -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     Path(metrics_dir).mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+
+@click.command(
+    "serve",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def serve_command(args: tuple[str, ...]) -> None:
+    """Serve the API with granian: [--host H] [--port P] [--workers N] [--threads T]."""
+    server_arguments(list(args))  # a wrong option fails here, with its usage line
+    # Build the whole app once: bad settings or a wrong key-encryption key stop here with
+    # one clear error, not in every worker. Then a fresh interpreter for the server, so
+    # its forked workers import the app themselves.
+    create_app()
+    os.execv(sys.executable, [sys.executable, "-m", "authserver.serve", *args])  # noqa: S606
 
 
 def main(argv: list[str] | None = None) -> None:

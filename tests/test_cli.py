@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ class Installation:
     def keys_dir(self) -> Path:
         return self.root / "keys"
 
-    def run(self, *args: str, **settings: str) -> Result:
+    def run(self, *args: str, stdin: str = "", **settings: str) -> Result:
         env = {
             name: value for name, value in os.environ.items() if not name.startswith("AUTHSERVER_")
         }
@@ -68,9 +69,13 @@ class Installation:
             [str(SCRIPT), *args],
             env=env,
             cwd=self.root,  # no stray .env from the project directory
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
+            # No controlling terminal: a password prompt reads standard input, as it does
+            # when an operator pipes into it, instead of this terminal.
+            start_new_session=True,
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
@@ -346,3 +351,192 @@ def test_tokens_purge(installed):
     assert installed.run("tokens", "purge").json == {
         "purged": {"encrypted_access_tokens": 0, "revoked_access_tokens": 0}
     }
+
+
+# --- the command itself ----------------------------------------------------------------
+def test_version_is_authservers_own():
+    import authserver
+
+    done = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"authserver, version {authserver.__version__}"
+    assert version("authserver") == authserver.__version__  # the wheel's metadata agrees
+
+
+def test_help_lists_authservers_own_commands_only():
+    done = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
+    section = done.stdout.split("Commands:")[1].splitlines()
+    listed = [line.split()[0] for line in section if line.startswith("  ") and line.strip()]
+    assert listed == ["audiences", "clients", "db", "keys", "serve", "tokens", "users"]
+    for flask_option in ("--app", "-A", "--env-file", "--debug"):
+        assert flask_option not in done.stdout
+    for flask_command in ("run", "shell", "routes", "limiter"):
+        refused = subprocess.run([str(SCRIPT), flask_command], capture_output=True, text=True)
+        assert refused.returncode == 2 and "No such command" in refused.stderr
+
+
+def _modules_loaded_by(*args: str, cwd: Path) -> set[str]:
+    """The top-level modules `authserver ARGS` imports, and whether it built the routes."""
+    probe = (
+        "import sys\n"
+        "from authserver.cli import main\n"
+        f"sys.argv = ['authserver', *{list(args)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    return set(done.stderr.strip().splitlines()[-1].split())
+
+
+def test_help_and_keys_list_do_not_build_the_server(tmp_path):
+    """`--help` loads neither Flask nor SQLAlchemy; `keys list` works in the core app:
+    no routes, no Authlib server, no OpenAPI document, no Alembic (docs/development.md
+    has the start-up times these make possible)."""
+    assert subprocess.run([str(SCRIPT), "db", "upgrade"], cwd=tmp_path, check=False).returncode == 0
+    helped = _modules_loaded_by("--help", cwd=tmp_path)
+    assert "click" in helped
+    assert not {"flask", "sqlalchemy", "authserver.config"} & helped
+    listed = _modules_loaded_by("keys", "list", cwd=tmp_path)
+    assert "authserver.signing.services" in listed
+    server_parts = {
+        "alembic", "authserver.oauth.views", "authserver.oauth.server", "authserver.openapi",
+        "authserver.admin.views", "authserver.compat.views", "pydantic",
+    }  # fmt: skip
+    assert not server_parts & listed
+
+
+def test_default_instance_directory_is_the_working_directorys(tmp_path):
+    """No database URL, no keys directory: development data goes to ./instance (0700),
+    nowhere else; AUTHSERVER_INSTANCE_DIR moves it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    done = subprocess.run(
+        [str(SCRIPT), "db", "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    instance = tmp_path / "instance"
+    assert (instance / "authserver.db").is_file()
+    assert sorted(p.name for p in (instance / "keys").iterdir()) == [
+        "key-encryption.key", "secret.key"
+    ]  # fmt: skip
+    assert instance.stat().st_mode & 0o777 == 0o700
+    assert (instance / "keys").stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance"]
+
+    elsewhere = tmp_path / "data"
+    moved = subprocess.run(
+        [str(SCRIPT), "keys", "ensure"],
+        cwd=tmp_path,
+        env={**env, "AUTHSERVER_INSTANCE_DIR": str(elsewhere)},
+        capture_output=True,
+        text=True,
+    )
+    assert moved.returncode == 1  # a new, empty database there: not migrated yet
+    assert (elsewhere / "authserver.db").exists() and (elsewhere / "keys" / "secret.key").exists()
+
+
+# --- users update, clients list, passwords kept off the command line ---------------------
+def _user_signs_in(installed: Installation, phone: str, password: str) -> bool:
+    app = create_app(make_settings(installed.database_url, installed.keys_dir))
+    client = installed.run(
+        "clients", "create", "--name", "sign-in check", "--grant-type", "password", "--public"
+    ).json
+    try:
+        response = app.test_client().post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "client_id": client["client_id"],
+                "username": phone,
+                "password": password,
+            },
+        )
+        return response.status_code == 200
+    finally:
+        with app.app_context():
+            from authserver.extensions import db
+
+            db.engine.dispose()
+
+
+def test_password_from_standard_input(installed):
+    created = installed.run(
+        "users", "create", "--phone", "0611000001", "--password-file", "-",
+        stdin="from stdin, with spaces \nsecond line ignored\n",
+    )  # fmt: skip
+    assert created.code == 0, created.stderr
+    assert created.stderr == ""  # no warning: the password was never on the command line
+    assert _user_signs_in(installed, "0611000001", "from stdin, with spaces ")
+    empty = installed.run("users", "create", "--phone", "0611000002", "--password-file", "-")
+    assert "empty" in empty.error["error"]
+    both = installed.run(
+        "users", "create", "--phone", "0611000002", "--password", "x" * 12,
+        "--password-file", "-", stdin="y" * 12,
+    )  # fmt: skip
+    assert "not both" in both.error["error"]
+
+
+def test_password_from_a_prompt(installed):
+    created = installed.run(
+        "users", "create", "--phone", "0611000003", "--password",
+        stdin="typed at the prompt\ntyped at the prompt\n",
+    )  # fmt: skip
+    assert created.code == 0, created.stderr
+    assert "typed at the prompt" not in created.stdout + created.stderr
+    assert _user_signs_in(installed, "0611000003", "typed at the prompt")
+    mismatch = installed.run(
+        "users", "create", "--phone", "0611000004", "--password", stdin="one\ntwo\n"
+    )
+    assert mismatch.code != 0
+    assert installed.run("users", "update", "0611000004").code == 1  # nobody was created
+
+
+def test_password_on_the_command_line_still_works_with_a_warning(installed):
+    created = installed.run("users", "create", "--phone", "0611000005", "--password", "p" * 12)
+    assert created.code == 0
+    warning = json.loads(created.stderr.strip().splitlines()[-1])
+    assert "process list" in warning["warning"] and "p" * 12 not in created.stderr
+    assert _user_signs_in(installed, "0611000005", "p" * 12)
+
+
+def test_users_update_promotes_an_existing_user_and_back(installed):
+    """The first admin may already exist: signed up with an SMS code, without password."""
+    assert installed.run("users", "create", "--phone", "0611000006", "--group", "Tenants").code == 0
+    promoted = installed.run("users", "update", "+33 6 11 00 00 06", "--admin").json
+    assert "authserver.admin" in promoted["permissions"]
+    assert sorted(promoted["groups"]) == ["Admin User", "Tenants"]
+    again = installed.run("users", "update", promoted["id"], "--admin").json  # by id; no change
+    assert again == promoted
+
+    changed = installed.run(
+        "users", "update", "0611000006", "--no-admin", "--group", "Owners",
+        "--remove-group", "Tenants", "--first-name", "Grace", "--email", "grace@example.com",
+    ).json  # fmt: skip
+    assert changed["permissions"] == [] and changed["groups"] == ["Owners"]
+    assert (changed["first_name"], changed["email"]) == ("Grace", "grace@example.com")
+
+    dump = "\n".join(sqlite3.connect(installed.root / "authserver.db").iterdump())
+    assert dump.count("user.updated") == 2  # the no-change run recorded nothing
+
+
+def test_users_update_refusals(installed):
+    assert "no user" in installed.run("users", "update", "0699999999", "--admin").error["error"]
+    assert installed.run("users", "create", "--phone", "0611000007").code == 0
+    bad = installed.run("users", "update", "0611000007", "--admin", "--account-type", "boss")
+    assert "--account-type" in bad.error["error"]
+    unchanged = installed.run("users", "update", "0611000007").json
+    assert "authserver.admin" not in unchanged["permissions"]  # nothing half-written
+
+
+def test_clients_list_shows_every_client_without_secrets(installed):
+    made = installed.run(
+        "clients", "create", "--name", "listed app", "--grant-type", "client_credentials"
+    ).json
+    listed = installed.run("clients", "list").json["clients"]
+    mine = [c for c in listed if c["client_id"] == made["client_id"]]
+    assert len(mine) == 1 and mine[0]["name"] == "listed app"
+    assert made["client_secret"] not in json.dumps(listed)
+    assert "client_secret" not in mine[0]
+    found = installed.run("clients", "list", "--query", "LISTED").json["clients"]
+    assert [c["client_id"] for c in found] == [made["client_id"]]

@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import delete, select, text
 
 from authserver import create_app
-from authserver.config import PROJECT_ROOT, ConfigError
+from authserver.cli import cli
+from authserver.config import ConfigError
 from tests.conftest import ISSUER, build_app, make_settings
 
 JWKS = "/.well-known/jwks.json"
@@ -69,7 +71,7 @@ def restore_keys(app):
 def run_cli(app, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """Run `authserver ARGS`; return the exit status and the one JSON object it printed
     (stdout on success, stderr on failure)."""
-    result = app.test_cli_runner().invoke(args=list(args), env=env)
+    result = app.test_cli_runner().invoke(cli, args=list(args), env=env)
     if result.exit_code == 0:
         return 0, json.loads(result.stdout)
     # stderr also carries the JSON log lines (authserver/logs.py): pick the error object.
@@ -402,7 +404,7 @@ def test_wrong_key_encryption_key_stops_the_start_with_a_clear_error(app, keys_d
     )
     result = subprocess.run(
         [sys.executable, "-c", "import authserver.wsgi"],
-        cwd=PROJECT_ROOT,
+        cwd=Path(__file__).resolve().parent.parent,
         env=env,
         capture_output=True,
         text=True,

@@ -136,14 +136,27 @@ def create_user(
         account_type=account_type,
         password_hash=passwords().hash(password) if password else None,
     )
-    names = list(groups or [])
-    if admin and ADMIN_GROUP not in names:
-        names.append(ADMIN_GROUP)
-    user.groups = [get_or_create_group(name) for name in names]
-    if admin:
-        user.permissions = [get_or_create_permission(ADMIN_PERMISSION, "Administer authserver")]
+    user.groups = [get_or_create_group(name) for name in dict.fromkeys(groups or [])]
+    set_admin(user, admin)
     db.session.add(user)
     return user
+
+
+def set_admin(user: User, admin: bool) -> None:
+    """Grant or take away the admin right as ``--admin`` gives it: membership of "Admin
+    User" and the ``authserver.admin`` permission held directly. Taking it away leaves
+    other groups alone: a user who holds the permission through another group keeps it
+    (``serialize_user``'s ``permissions`` shows it)."""
+    if admin:
+        if ADMIN_GROUP not in user.group_names():
+            user.groups.append(get_or_create_group(ADMIN_GROUP))
+        if all(p.codename != ADMIN_PERMISSION for p in user.permissions):
+            user.permissions.append(
+                get_or_create_permission(ADMIN_PERMISSION, "Administer authserver")
+            )
+    else:
+        user.groups = [g for g in user.groups if g.name != ADMIN_GROUP]
+        user.permissions = [p for p in user.permissions if p.codename != ADMIN_PERMISSION]
 
 
 class InvalidAccountType(ValueError):
