@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint docs config-reference bench lock clean
+.PHONY: run test lint docs config-reference image image-test bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(STAMP)
 	exec $(BIN)/authserver serve --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench docs/hooks.py
+	$(BIN)/ruff check authserver tests examples bench deploy docs/hooks.py
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,6 +37,15 @@ docs: $(STAMP)
 config-reference: $(STAMP)
 	$(BIN)/python docs/hooks.py
 
+# The container image (Dockerfile) with docker or podman, on python:3.12-slim or, where
+# no registry is reachable, a Debian base made locally; image-test runs it against a
+# throwaway PostgreSQL and gets a token. Not part of `make test` (docs/development.md).
+image: $(STAMP)
+	$(BIN)/python deploy/image.py build
+
+image-test: image
+	$(BIN)/python deploy/image.py test
+
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
 BENCH_ARGS ?=
 bench: $(STAMP)
@@ -44,8 +53,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check authserver tests examples bench docs/hooks.py
-	$(BIN)/ruff format --check authserver tests examples bench docs/hooks.py
+	$(BIN)/ruff check authserver tests examples bench deploy docs/hooks.py
+	$(BIN)/ruff format --check authserver tests examples bench deploy docs/hooks.py
 
 # Refresh the pinned set after changing pyproject.toml.
 lock: $(BIN)/python

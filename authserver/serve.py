@@ -24,6 +24,8 @@ from authserver import create_app
 # Read by `authserver serve` itself, from the environment only, before any app exists.
 # The configuration reference (docs/configuration.md) lists them with the settings.
 SERVER_SETTINGS = {
+    "AUTHSERVER_HOST": ("address to listen on (`--host`)", "`127.0.0.1`"),
+    "AUTHSERVER_PORT": ("port to listen on (`--port`)", "`8000`"),
     "AUTHSERVER_WORKERS": ("server processes (`--workers`)", "one per core"),
     "AUTHSERVER_THREADS": ("threads per server process (`--threads`)", "`4`"),
     "AUTHSERVER_METRICS_DIR": (
@@ -60,8 +62,8 @@ LOGGING = {
 
 def server_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="authserver serve", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default=os.environ.get("AUTHSERVER_HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("AUTHSERVER_PORT") or 8000))
     # One process per core: the work is CPU-bound (RSA signing, argon2id).
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("AUTHSERVER_WORKERS") or 0) or None

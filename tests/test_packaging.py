@@ -287,3 +287,45 @@ def test_models_module_registers_every_table():
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "True []", done.stdout + done.stderr
+
+
+def test_container_files_name_only_real_settings_and_commands():
+    """The Dockerfile and compose.yaml are built and run by `make image-test`, not by
+    this suite (docs/development.md): here, what can drift without a build. Every
+    AUTHSERVER_* variable they set exists, every command they run is an authserver
+    command, and both instances share one database, one Redis and the same two keys."""
+    import re
+    from dataclasses import fields
+
+    import yaml
+
+    from authserver.cli import COMMANDS
+    from authserver.config import Settings
+    from authserver.serve import SERVER_SETTINGS
+
+    known = {f"AUTHSERVER_{f.name.upper()}" for f in fields(Settings)} | set(SERVER_SETTINGS)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    compose_text = (ROOT / "compose.yaml").read_text()
+    named = set(re.findall(r"AUTHSERVER_[A-Z0-9_]*[A-Z0-9]", dockerfile + compose_text))
+    assert named and not named - known
+
+    assert 'ENTRYPOINT ["authserver"]' in dockerfile and 'CMD ["serve"]' in dockerfile
+    assert re.search(r"^USER authserver$", dockerfile, re.MULTILINE)
+    assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
+
+    services = yaml.safe_load(compose_text)["services"]
+    instances = [name for name in services if name.startswith("authserver-")]
+    assert len(instances) == 2
+    setup = services["setup"]["entrypoint"][-1]
+    for step in re.findall(r"authserver (\w+) (\w+)", setup):
+        assert step[0] in COMMANDS
+    assert "db upgrade" in setup and "keys ensure" in setup
+    first, second = (services[name]["environment"] for name in instances)
+    assert first == second
+    for shared in ("AUTHSERVER_DATABASE_URL", "AUTHSERVER_RATELIMIT_STORAGE_URL",
+                   "AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):  # fmt: skip
+        assert shared in first
+    for name in instances:
+        assert services[name]["depends_on"]["setup"]["condition"] == (
+            "service_completed_successfully"
+        )
