@@ -25,6 +25,8 @@ run: $(STAMP)
 	exec $(BIN)/authserver serve --port $(PORT)
 
 test: $(STAMP)
+	@command -v jq >/dev/null && command -v curl >/dev/null || (apt-get install -y jq curl \
+		|| (apt-get update && apt-get install -y jq curl))  # the guides' shell blocks use them
 	$(BIN)/ruff check authserver tests examples bench deploy docs/hooks.py
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
