@@ -117,10 +117,12 @@ def build() -> str:
 
 
 def test() -> None:
-    import jwt
-    import requests
-
-    from tests.services import free_port, postgres_server
+    from tests.services import (
+        free_port,
+        postgres_server,
+        verified_client_credentials_token,
+        wait_until_ready,
+    )
 
     run = engine()
     tag = f"{IMAGE}:{authserver.__version__}"
@@ -160,24 +162,14 @@ def test() -> None:
             check=True, capture_output=True,
         )  # fmt: skip
         try:
-            _wait_ready(issuer, run, name)
+            wait_until_ready(issuer, timeout=90)
             user = subprocess.run(
                 [*run, "exec", name, "id", "-u"], capture_output=True, text=True, check=True
             ).stdout.strip()
             assert user != "0", "the server runs as root"
             if run[0] == "podman":  # docker runs health checks on its own schedule only
                 subprocess.run([*run, "healthcheck", "run", name], check=True)
-            answer = requests.post(
-                f"{issuer}/oauth/token",
-                data={"grant_type": "client_credentials"},
-                auth=(client["client_id"], client["client_secret"]),
-                timeout=10,
-            )
-            assert answer.status_code == 200, answer.text
-            token = answer.json()["access_token"]
-            key = jwt.PyJWKClient(f"{issuer}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-            claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=issuer,
-                                audience=issuer)  # fmt: skip
+            _, claims = verified_client_credentials_token(issuer, client)
             assert claims["scope"] == "invoices.read"
             subprocess.run([*run, "stop", "-t", "30", name], check=True, capture_output=True)
             status = subprocess.run(
@@ -194,20 +186,6 @@ def test() -> None:
         f"image test passed in {time.monotonic() - started:.0f} s: migrations and keys as "
         f"one-offs, served as uid {user}, a token for {claims['client_id']} verified"
     )
-
-
-def _wait_ready(issuer: str, run: list[str], name: str) -> None:
-    import requests
-
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{issuer}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the container never became ready")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -280,3 +280,44 @@ class RedisProcess:
     def __exit__(self, *exc) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def wait_until_ready(
+    base_url: str, still_running: Callable[[], bool] = lambda: True, timeout: float = 90
+) -> None:
+    """Until ``{base_url}/readyz`` answers 200: a server just started (a process, an
+    installed wheel, a container) is migrated, has its key and reaches its database."""
+    import requests  # the suite's HTTP client; this module otherwise needs none
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if not still_running():
+            raise AssertionError(f"the server at {base_url} stopped before it was ready")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server at {base_url} was not ready in {timeout} s")
+        time.sleep(0.2)
+
+
+def verified_client_credentials_token(base_url: str, client: dict) -> tuple[str, dict]:
+    """A client-credentials token from a running server, and its claims as PyJWT (not
+    authserver's code) reads them after checking them against the server's JWKS."""
+    import jwt  # the independent verifier
+    import requests
+
+    answer = requests.post(
+        f"{base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    key = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=base_url, audience=base_url)
+    return token, claims

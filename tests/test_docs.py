@@ -16,14 +16,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.services import free_port
+from tests.services import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -88,15 +86,9 @@ def fresh_server(tmp_path) -> Iterator[tuple[int, dict[str, str]]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_ready(
+            f"http://127.0.0.1:{port}", still_running=lambda: server.poll() is None, timeout=60
+        )
         yield port, env
     finally:
         server.terminate()

@@ -137,7 +137,8 @@ def create_user(
         password_hash=passwords().hash(password) if password else None,
     )
     user.groups = [get_or_create_group(name) for name in dict.fromkeys(groups or [])]
-    set_admin(user, admin)
+    if admin:
+        set_admin(user, True)
     db.session.add(user)
     return user
 
