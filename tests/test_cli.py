@@ -540,3 +540,18 @@ def test_clients_list_shows_every_client_without_secrets(installed):
     assert "client_secret" not in mine[0]
     found = installed.run("clients", "list", "--query", "LISTED").json["clients"]
     assert [c["client_id"] for c in found] == [made["client_id"]]
+
+
+@pytest.mark.parametrize(
+    "command", [["keys", "ensure"], ["keys", "rotate"], ["keys", "export-jwks"]]
+)
+def test_a_wrong_key_encryption_key_stops_key_commands_with_a_json_error(installed, command):
+    """The core app does not open the keys; the commands that open or write them check
+    the key-encryption key first (a key written under a wrong one could never be read)."""
+    import secrets
+
+    before = installed.run("keys", "list").json
+    result = installed.run(*command, key_encryption_key=secrets.token_urlsafe(32))
+    assert "AUTHSERVER_KEY_ENCRYPTION_KEY does not decrypt" in result.error["error"]
+    assert "Traceback" not in result.stderr
+    assert installed.run("keys", "list").json == before

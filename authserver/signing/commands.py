@@ -31,8 +31,8 @@ keys = click.Group("keys", help="Manage signing keys.")
 
 
 def _check_key_encryption_key() -> None:
-    """Before writing a key: one encrypted under a wrong key-encryption key could never be
-    opened by the servers (a ConfigError stops the command instead)."""
+    """Before a command opens or writes keys: a wrong key-encryption key stops it with a
+    ConfigError naming the setting (a key written under it could never be opened)."""
     check_key_encryption_key(current_app)
 
 
@@ -130,4 +130,5 @@ def rewrap_keys_command(new_kek_env: str | None, new_kek_file: str | None) -> di
 @command
 def export_jwks_command() -> dict[str, Any]:
     """The public JWKS as served at /.well-known/jwks.json."""
+    _check_key_encryption_key()  # the key ring opens the active key to build it
     return json.loads(keyring().snapshot().jwks_body)
