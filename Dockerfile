@@ -15,14 +15,17 @@ WORKDIR /src
 # Dependencies first, pinned by the lock: this layer is reused until they change.
 # Behind a TLS-inspecting proxy, hand pip the proxy's CA bundle as the build secret
 # `pip-cert` (deploy/image.py does when PIP_CERT is set); without it nothing changes.
-COPY pyproject.toml requirements.lock README.md ./
+# (An empty README stands in for the real one here, so that editing the docs keeps it.)
+COPY pyproject.toml requirements.lock ./
 COPY authserver/__init__.py authserver/__init__.py
 RUN --mount=type=secret,id=pip-cert \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
+    && touch README.md \
     && python3 -m venv /opt/authserver \
     && /opt/authserver/bin/pip install --no-cache-dir --disable-pip-version-check \
        -c requirements.lock . \
     && /opt/authserver/bin/pip uninstall --yes authserver
+COPY README.md ./
 COPY authserver authserver
 RUN --mount=type=secret,id=pip-cert \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
