@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint docs config-reference image image-test bench lock clean
+.PHONY: run test lint docs config-reference image image-test bench lock clean browser translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ run: $(STAMP)
 	AUTHSERVER_ISSUER="$${ISSUER:-http://127.0.0.1:$(PORT)}" \
 	exec $(BIN)/authserver serve --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	@command -v jq >/dev/null && command -v curl >/dev/null || (apt-get install -y jq curl \
 		|| (apt-get update && apt-get install -y jq curl))  # the guides' shell blocks use them
 	$(BIN)/ruff check authserver tests examples bench deploy docs/hooks.py
@@ -47,6 +47,24 @@ image: $(STAMP)
 
 image-test: image
 	$(BIN)/python deploy/image.py test
+
+# The browser test's Chromium and its driver, from Debian's packages (nothing downloads a
+# browser build); DejaVu draws the Persian pages' screenshots.
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) || \
+	   (apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PACKAGES)))
+
+# After changing a page's text: extract it, merge it into each language, then translate
+# the new entries of authserver/web/translations/*/LC_MESSAGES/messages.po and compile.
+WEB := authserver/web
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k lazy_gettext --no-location --sort-output \
+	  --omit-header -o $(WEB)/translations/messages.pot .
+	$(BIN)/pybabel update -i $(WEB)/translations/messages.pot -d $(WEB)/translations \
+	  --width 100
+	$(BIN)/pybabel compile -d $(WEB)/translations --statistics
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
 BENCH_ARGS ?=

@@ -96,6 +96,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.extensions["authserver.oauth"] = create_authorization_server(app)
     app.extensions["authserver.grant_types"] = list(GRANT_TYPES)
+    from authserver.authorize import init_app as init_authorize
+    from authserver.web import init_app as init_web
+
+    init_authorize(app)  # the code grant, OpenID Connect, /.well-known/openid-configuration
+    init_web(app)  # /oauth/authorize, /oauth/logout and the hosted sign-in pages
     app.register_blueprint(oauth_bp)
     app.register_blueprint(signing_bp)
     app.register_blueprint(compat_bp)

@@ -186,6 +186,20 @@ class Settings:
         30 * 24 * 3600, "a session ends after this many seconds without a refresh (30 d)"
     )
     session_max_ttl: int = setting(90 * 24 * 3600, "absolute session lifetime, seconds (90 d)")
+    browser_session_idle_ttl: int = setting(
+        8 * 3600,
+        "the hosted pages' browser session (single sign-on) ends after this long unused, "
+        "seconds (8 h; docs/browser-sign-in.md)",
+    )
+    browser_session_max_ttl: int = setting(
+        7 * 24 * 3600, "… and this long after sign-in in any case, seconds (7 d)"
+    )
+    authorization_code_ttl: int = setting(
+        60,
+        "seconds an authorization code may wait for its exchange (10 to 600; RFC 6749 "
+        "§4.1.2: short)",
+    )
+    id_token_ttl: int = setting(600, "OpenID Connect ID token lifetime, seconds (60 to 86400)")
     max_sessions_per_user: int = setting(
         10,
         "live sessions (signed-in devices) per user; a new sign-in beyond it ends the "
@@ -336,6 +350,18 @@ class Settings:
             raise ConfigError(
                 "AUTHSERVER_SESSION_IDLE_TTL cannot exceed AUTHSERVER_SESSION_MAX_TTL"
             )
+        if self.browser_session_idle_ttl > self.browser_session_max_ttl:
+            raise ConfigError(
+                "AUTHSERVER_BROWSER_SESSION_IDLE_TTL cannot exceed "
+                "AUTHSERVER_BROWSER_SESSION_MAX_TTL"
+            )
+        if self.browser_session_idle_ttl < 60:
+            raise ConfigError("AUTHSERVER_BROWSER_SESSION_IDLE_TTL must be at least 60 seconds")
+        if not 10 <= self.authorization_code_ttl <= 600:
+            # RFC 6749 §4.1.2: a code must expire shortly after it is issued (10 min at most).
+            raise ConfigError("AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 10 and 600")
+        if not 60 <= self.id_token_ttl <= 24 * 3600:
+            raise ConfigError("AUTHSERVER_ID_TOKEN_TTL must be between 60 and 86400 seconds")
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:
             raise ConfigError(
                 "AUTHSERVER_ARGON2_MEMORY_COST / AUTHSERVER_ARGON2_TIME_COST below OWASP's "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from authserver.accounts.models import Group, Permission, User
 from authserver.audiences.models import Audience, AudienceEncryptionKey, EncryptedAccessToken
 from authserver.audit import AuditEvent
+from authserver.authorize.models import AuthorizationCode, Consent
 from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
 from authserver.otp.models import OtpChallenge
 from authserver.signing.models import SigningKey
@@ -20,7 +21,9 @@ __all__ = [
     "AudienceEncryptionKey",
     "AuditEvent",
     "AuthSession",
+    "AuthorizationCode",
     "Client",
+    "Consent",
     "EncryptedAccessToken",
     "Group",
     "OtpChallenge",

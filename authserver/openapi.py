@@ -70,8 +70,21 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "An access token from `POST /oauth/token` (RFC 9068 JWT, "
         "`typ: at+jwt`, RS256).",
     },
+    "browserSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "authserver",
+        "description": "The hosted pages' signed session cookie (`__Host-authserver` when "
+        "the issuer is https): who is signed in to the browser, and the CSRF secret of "
+        "its forms.",
+    },
 }
-SECURITY_NAMES = {"client": "clientBasic", "bearer": "bearer", "none": None}
+SECURITY_NAMES = {
+    "client": "clientBasic",
+    "bearer": "bearer",
+    "browser": "browserSession",
+    "none": None,
+}
 
 TAG_DESCRIPTIONS = {
     "oauth": "OAuth 2 endpoints: token (RFC 6749), introspection (RFC 7662), revocation "
@@ -84,6 +97,9 @@ TAG_DESCRIPTIONS = {
     "(SimpleJWT / Django REST Framework).",
     "ops": "Liveness, readiness and metrics.",
     "docs": "This document and its human-readable rendering.",
+    "pages": "The hosted sign-in pages (HTML, for a person in a browser): sign-in by "
+    "password or SMS code, sign-up, password reset, consent. Forms need the page's CSRF "
+    "token.",
 }
 
 
@@ -177,7 +193,8 @@ def documented(
     - ``responses``: status -> a model (JSON body), a description, ``None`` (no body,
       the status phrase) or a ``Reply``.
     - ``security``: alternatives among ``"bearer"``, ``"client"`` (Basic client
-      credentials) and ``"none"`` (anonymous allowed).
+      credentials), ``"browser"`` (the pages' session cookie) and ``"none"``
+      (anonymous allowed).
     - ``method``: for a view serving several methods, metadata for that one only
       (stack one decorator per method); otherwise it applies to all of them.
     """

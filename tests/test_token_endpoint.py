@@ -134,7 +134,9 @@ def test_grant_type_not_allowed_for_client_is_unauthorized_client(http, make_cli
     assert_oauth_error(response, 400, "unauthorized_client")
 
 
-@pytest.mark.parametrize("grant_type", ["authorization_code", "implicit", "urn:nope", "PASSWORD"])
+@pytest.mark.parametrize(
+    "grant_type", ["urn:ietf:params:oauth:grant-type:device_code", "implicit", "PASSWORD"]
+)
 def test_unsupported_grant_type(http, app_client, grant_type):
     response = http.post(TOKEN, data={"grant_type": grant_type}, headers=app_client.basic)
     assert_oauth_error(response, 400, "unsupported_grant_type")

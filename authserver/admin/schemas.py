@@ -17,6 +17,7 @@ Codename = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
 Scope = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[\x21\x23-\x5B\x5D-\x7E ]*$")]
+RedirectUri = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
 
 
@@ -109,6 +110,9 @@ class ClientCreate(Schema):
     resource_server: bool = False
     first_party: bool = False  # one of the platform's own apps (see Client.first_party)
     client_id: ClientId | None = None  # default: a random one
+    # Browser sign-in (authorization_code needs one): exact URIs, authorize/redirect_uris.py.
+    redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=20)
+    post_logout_redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=20)
 
 
 class ClientUpdate(Schema):
@@ -121,6 +125,8 @@ class ClientUpdate(Schema):
     resource_server: bool | None = None
     first_party: bool | None = None
     is_active: bool | None = None
+    redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
+    post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
 
 
 class KeyRotate(Schema):

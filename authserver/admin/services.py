@@ -107,6 +107,8 @@ def serialize_client(client: Client) -> dict[str, Any]:
         "public": client.is_public,
         "resource_server": client.is_resource_server,
         "first_party": client.first_party,
+        "redirect_uris": client.redirect_uri_list(),
+        "post_logout_redirect_uris": client.post_logout_redirect_uri_list(),
         "is_active": client.is_active,
         "created_at": client.created_at.isoformat(),
     }

@@ -80,9 +80,11 @@ from authserver.extensions import db
 from authserver.oauth.clients import (
     ClientError,
     check_client_rules,
+    check_redirect_rules,
     create_client,
     new_client_secret,
     normalize_scope,
+    registered_uris,
 )
 from authserver.oauth.models import Client
 from authserver.signing.models import SigningKey
@@ -460,6 +462,8 @@ def create_client_view() -> tuple[Response, int]:
             resource_server=body.resource_server,
             first_party=body.first_party,
             client_id=body.client_id,
+            redirect_uris=body.redirect_uris,
+            post_logout_redirect_uris=body.post_logout_redirect_uris,
             actor=actor(),
         )
     except ClientError as error:
@@ -483,6 +487,17 @@ def update_client(client_id: str) -> Response:
     try:
         check_client_rules(grant_types, public=client.is_public, resource_server=resource_server)
         scope = normalize_scope(body.scope) if body.scope is not None else client.scope
+        redirects = (
+            registered_uris(body.redirect_uris)
+            if body.redirect_uris is not None
+            else client.redirect_uris
+        )
+        check_redirect_rules(grant_types, redirects)
+        logout_redirects = (
+            registered_uris(body.post_logout_redirect_uris)
+            if body.post_logout_redirect_uris is not None
+            else client.post_logout_redirect_uris
+        )
     except ClientError as error:
         raise ApiError(400, "invalid_client_metadata", str(error)) from None
     changes: dict[str, Any] = {
@@ -492,6 +507,8 @@ def update_client(client_id: str) -> Response:
         "is_resource_server": resource_server,
         "first_party": body.first_party if body.first_party is not None else client.first_party,
         "is_active": body.is_active if body.is_active is not None else client.is_active,
+        "redirect_uris": redirects,
+        "post_logout_redirect_uris": logout_redirects,
     }
     changed = sorted(name for name, value in changes.items() if getattr(client, name) != value)
     for name in changed:

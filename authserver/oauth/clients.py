@@ -11,6 +11,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from authserver.audit import record_event
+from authserver.authorize.redirect_uris import InvalidRedirectUri, normalize_redirect_uris
 from authserver.context import keyed_hash, settings
 from authserver.extensions import db
 from authserver.oauth.grants import GRANT_TYPES
@@ -31,11 +32,15 @@ def create_client(
     resource_server: bool = False,
     first_party: bool = False,
     client_id: str | None = None,
+    redirect_uris: list[str] | tuple[str, ...] = (),
+    post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
     actor: str,
 ) -> tuple[Client, str | None]:
     """The new client and its secret (None for a public client). Only the secret's keyed
     hash is stored: it is shown to the caller once."""
     check_client_rules(grant_types, public=public, resource_server=resource_server)
+    redirects = registered_uris(redirect_uris)
+    check_redirect_rules(grant_types, redirects)
     client_id = client_id or secrets.token_urlsafe(16)
     if len(client_id) > 64 or db.session.get(Client, client_id) is not None:
         raise ClientError("client id taken or longer than 64 characters")
@@ -50,6 +55,8 @@ def create_client(
         scope=scopes,
         is_resource_server=resource_server,
         first_party=first_party,
+        redirect_uris=redirects,
+        post_logout_redirect_uris=registered_uris(post_logout_redirect_uris),
     )
     db.session.add(client)
     record_event("client.created", actor=actor, client_id=client_id)
@@ -68,6 +75,20 @@ def check_client_rules(grant_types: list[str], *, public: bool, resource_server:
         raise ClientError("a public client cannot use client_credentials (RFC 6749 §4.4)")
     if public and resource_server:
         raise ClientError("a resource server must be a confidential client")
+
+
+def registered_uris(uris: list[str] | tuple[str, ...]) -> str:
+    """Redirect URIs as stored (authorize/redirect_uris.py), or raise ClientError."""
+    try:
+        return normalize_redirect_uris(uris, production=settings().env == "production")
+    except InvalidRedirectUri as error:
+        raise ClientError(str(error)) from None
+
+
+def check_redirect_rules(grant_types: list[str], redirect_uris: str) -> None:
+    """The authorization code grant needs somewhere to send the browser back to."""
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
 
 
 def normalize_scope(scope: str) -> str:

@@ -31,6 +31,18 @@ clients = click.Group("clients", help="Manage OAuth clients.")
     "--first-party", is_flag=True, help="One of the platform's own apps (no consent screen)."
 )
 @click.option("--client-id", default=None, help="Choose the id instead of a random one.")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Browser sign-in: a redirect URI, matched exactly (repeat for several).",
+)
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Where RP-initiated logout may send the browser back (repeat for several).",
+)
 @command
 def create_client_command(
     name: str,
@@ -41,6 +53,8 @@ def create_client_command(
     resource_server: bool,
     first_party: bool,
     client_id: str | None,
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
 ) -> dict[str, Any]:
     """Register a client; its secret is printed here only (only its keyed hash is kept)."""
     try:
@@ -53,6 +67,8 @@ def create_client_command(
             resource_server=resource_server,
             first_party=first_party,
             client_id=client_id,
+            redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout_redirect_uris),
             actor=operator(),
         )
     except ClientError as error:
@@ -64,6 +80,8 @@ def create_client_command(
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "first_party": client.first_party,
+        "redirect_uris": client.redirect_uri_list(),
+        "post_logout_redirect_uris": client.post_logout_redirect_uri_list(),
     }
 
 

@@ -144,6 +144,7 @@ class ClientCredentialsGrant(ClientRulesMixin, grants.ClientCredentialsGrant):
 
 
 GRANT_TYPES = [
+    "authorization_code",  # authserver/authorize/grant.py
     PasswordGrant.GRANT_TYPE,
     RefreshTokenGrant.GRANT_TYPE,
     ClientCredentialsGrant.GRANT_TYPE,

@@ -40,7 +40,8 @@ def first_party_client_id() -> str:
         from authserver.oauth.clients import create_client
         from authserver.oauth.grants import GRANT_TYPES
 
-        grants = [g for g in GRANT_TYPES if g != "client_credentials"]
+        # No browser sign-in: it has no redirect URI.
+        grants = [g for g in GRANT_TYPES if g not in ("client_credentials", "authorization_code")]
         try:
             create_client(
                 name="First-party apps (seed endpoints)",

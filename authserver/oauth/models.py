@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import ForeignKey, LargeBinary, String, Uuid, false
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authserver.accounts.models import User
@@ -38,10 +38,21 @@ class Client(db.Model, ClientMixin):
     first_party: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Browser sign-in (authserver/authorize): the registered redirect URIs, compared as
+    # exact strings, and where RP-initiated logout may send the browser. Space-separated
+    # (a URI holds no space); checked at registration (authorize/redirect_uris.py).
+    redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
+    post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     @property
     def is_public(self) -> bool:
         return self.secret_hash is None
+
+    def redirect_uri_list(self) -> list[str]:
+        return self.redirect_uris.split()
+
+    def post_logout_redirect_uri_list(self) -> list[str]:
+        return self.post_logout_redirect_uris.split()
 
     def allowed_scopes(self) -> set[str]:
         return set(self.scope.split())
@@ -50,8 +61,10 @@ class Client(db.Model, ClientMixin):
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_default_redirect_uri(self) -> None:
-        return None
+    def get_default_redirect_uri(self) -> str | None:
+        # OAuth 2.1 §4.1.1: redirect_uri may be left out when exactly one is registered.
+        uris = self.redirect_uri_list()
+        return uris[0] if len(uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
         """No scope asked: every allowed scope. Scopes beyond those allowed are refused
@@ -62,7 +75,8 @@ class Client(db.Model, ClientMixin):
         return " ".join(sorted(requested & self.allowed_scopes()))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
+        # Exact string comparison (RFC 9700 §4.1.1): no prefix, no pattern, no default.
+        return isinstance(redirect_uri, str) and redirect_uri in self.redirect_uri_list()
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_hash is None:
@@ -74,14 +88,18 @@ class Client(db.Model, ClientMixin):
         return self.is_active and method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return False
+        return response_type == "code" and self.check_grant_type("authorization_code")
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types.split()
 
 
 class AuthSession(db.Model):
-    """One sign-in of a user on one device (the seeds' UserLogin). Its id is the ``sid``."""
+    """One sign-in of a user on one device (the seeds' UserLogin). Its id is the ``sid``.
+
+    A session without a client is a browser session (the sign-in cookie of the hosted
+    pages, authserver/web): it holds no token itself; the sessions opened by exchanging
+    its authorization codes name it in ``browser_session_id`` and end with it."""
 
     __tablename__ = "sessions"
 
@@ -89,7 +107,12 @@ class AuthSession(db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE")
+    )
+    browser_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     scope: Mapped[str] = mapped_column(String(1000))
     amr: Mapped[str] = mapped_column(String(100))  # space-separated RFC 8176 values
     device_name: Mapped[str] = mapped_column(String(200), default="")
@@ -102,6 +125,10 @@ class AuthSession(db.Model):
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def is_browser_session(self) -> bool:
+        return self.client_id is None
 
     def is_live(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now

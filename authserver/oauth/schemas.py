@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 GrantType = Literal[
+    "authorization_code",
     "password",
     "refresh_token",
     "client_credentials",
@@ -32,14 +33,29 @@ class ClientCredentials(BaseModel):
 
 
 class TokenRequest(ClientCredentials):
-    """Token request (RFC 6749 §4.3, §4.4, §6 and the OTP grant). Documentation only:
-    Authlib validates this request. Each parameter at most once; none in the URL."""
+    """Token request (RFC 6749 §4.1.3, §4.3, §4.4, §6 and the OTP grant). Documentation
+    only: Authlib validates this request. Each parameter at most once; none in the URL."""
 
     grant_type: GrantType = Field(
-        description="`password`: `username` + `password`. `refresh_token`: "
-        "`refresh_token`. `client_credentials`: confidential clients only. "
+        description="`authorization_code`: `code` + `code_verifier` (+ `redirect_uri` "
+        "when the authorization request had one). `password`: `username` + `password`. "
+        "`refresh_token`: `refresh_token`. `client_credentials`: confidential clients only. "
         "`urn:authserver:params:oauth:grant-type:otp`: `phone` + `otp` (a code sent by "
         "`POST /oauth/otp`)."
+    )
+    code: str | None = Field(
+        default=None,
+        description="authorization_code grant: the code from the redirect. Works once; "
+        "presented again, it also ends the session its first exchange opened.",
+    )
+    code_verifier: str | None = Field(
+        default=None,
+        description="authorization_code grant: the PKCE verifier (RFC 7636), required.",
+    )
+    redirect_uri: str | None = Field(
+        default=None,
+        description="authorization_code grant: the `redirect_uri` of the authorization "
+        "request, identical.",
     )
     username: str | None = Field(
         default=None,
@@ -91,6 +107,11 @@ class TokenResponse(BaseModel):
         description="Opaque; not issued by the client_credentials grant.",
     )
     scope: str = Field(description="The scopes granted, space-separated.")
+    id_token: str | None = Field(
+        default=None,
+        description="authorization_code grant with the `openid` scope: the OpenID Connect "
+        "ID token (RS256, `aud` = the client).",
+    )
 
 
 class IntrospectionRequest(ClientCredentials):
@@ -173,16 +194,19 @@ class AuthorizationServerMetadata(BaseModel):
 
 
 class UserInfo(BaseModel):
-    """The token's user, in the OpenID Connect UserInfo shape."""
+    """The token's user, in the OpenID Connect UserInfo shape. A token with the `openid`
+    scope gets the claims of its scopes only (OIDC Core §5.4: `profile`, `phone`,
+    `email`); other tokens get every claim below."""
 
     sub: str
-    preferred_username: str
-    name: str
-    given_name: str
-    family_name: str
-    email: str | None
-    phone_number: str
-    phone_number_verified: bool
-    groups: list[str]
-    entitlements: list[str] = Field(description="Permission codenames.")
-    updated_at: int = Field(description="Seconds since the epoch.")
+    preferred_username: str | None = None
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    email_verified: bool | None = None
+    phone_number: str | None = None
+    phone_number_verified: bool | None = None
+    groups: list[str] | None = None
+    entitlements: list[str] | None = Field(default=None, description="Permission codenames.")
+    updated_at: int | None = Field(default=None, description="Seconds since the epoch.")

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, or_, select, update
 
 from authserver.accounts.models import User
 from authserver.audit import record_event
@@ -34,8 +34,19 @@ class Device:
 
 
 def start_session(
-    user: User, client: Client, scope: str, amr: list[str], device: Device
+    user: User,
+    client: Client | None,
+    scope: str,
+    amr: list[str],
+    device: Device,
+    *,
+    authenticated_at: datetime | None = None,
+    browser_session_id: uuid.UUID | None = None,
 ) -> AuthSession:
+    """Open a session. ``client`` None opens a browser session (the hosted pages' sign-in
+    cookie), which has its own absolute lifetime. ``authenticated_at``: when the user
+    proved who they are, if before now (a code exchanged after a browser sign-in): it is
+    the session's ``created_at``, so its tokens' ``auth_time`` tells the truth."""
     now = utcnow()
     limit = settings().max_sessions_per_user
     if limit:
@@ -43,18 +54,20 @@ def start_session(
         # has one writer anyway). Locked before the INSERT, whose foreign-key share lock
         # on the user row would otherwise deadlock two sign-ins upgrading to this one.
         db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    lifetime = settings().session_max_ttl if client else settings().browser_session_max_ttl
     session = AuthSession(
         id=uuid.uuid4(),
         user_id=user.id,
-        client_id=client.client_id,
+        client_id=client.client_id if client else None,
+        browser_session_id=browser_session_id,
         scope=scope,
         amr=" ".join(amr),
         device_name=device.name[:200],
         ip_address=device.ip_address,
         user_agent=device.user_agent[:512],
-        created_at=now,
+        created_at=min(authenticated_at or now, now),
         last_used_at=now,
-        expires_at=now + timedelta(seconds=settings().session_max_ttl),
+        expires_at=now + timedelta(seconds=lifetime),
     )
     db.session.add(session)
     if limit:
@@ -89,11 +102,21 @@ def live_sessions_query(user_id: uuid.UUID, now: datetime | None = None) -> Sele
     """The user's sessions that can still be refreshed: not revoked, within their
     absolute lifetime, and used within the idle lifetime."""
     now = now or utcnow()
+    s = settings()
     return select(AuthSession).where(
         AuthSession.user_id == user_id,
         AuthSession.revoked_at.is_(None),
         AuthSession.expires_at > now,
-        AuthSession.last_used_at > now - timedelta(seconds=settings().session_idle_ttl),
+        or_(
+            and_(
+                AuthSession.client_id.is_not(None),
+                AuthSession.last_used_at > now - timedelta(seconds=s.session_idle_ttl),
+            ),
+            and_(
+                AuthSession.client_id.is_(None),
+                AuthSession.last_used_at > now - timedelta(seconds=s.browser_session_idle_ttl),
+            ),
+        ),
     )
 
 
@@ -196,13 +219,22 @@ def claim_refresh_token(value: str) -> RefreshToken:
 
 
 def revoke_session(session: AuthSession, *, reason: str) -> bool:
-    """End the session, and so every token of it. False if it had already ended."""
+    """End the session, and so every token of it; a browser session also ends the
+    sessions its codes opened. False if it had already ended."""
+    now = utcnow()
     result = db.session.execute(
         update(AuthSession)
         .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
+    if session.client_id is None:
+        db.session.execute(
+            update(AuthSession)
+            .where(AuthSession.browser_session_id == session.id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
     db.session.expire(session)
     return result.rowcount == 1
 
@@ -248,6 +280,7 @@ def describe_session(session: AuthSession, *, current: uuid.UUID | None = None) 
         "id": str(session.id),
         "device_name": device_label(session.device_name, session.user_agent),
         "client_id": session.client_id,
+        "browser": session.client_id is None,  # the sign-in of the hosted pages (SSO)
         "ip_address": session.ip_address,
         "user_agent": session.user_agent,
         "amr": session.amr.split(),

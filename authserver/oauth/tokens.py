@@ -35,7 +35,8 @@ class Grantee:
     """The resource owner as a grant authenticated them, handed to the token generator.
 
     ``session`` is None until the first token of a sign-in is generated; ``parent`` is
-    the refresh token being rotated, if any.
+    the refresh token being rotated, if any. A grant that redeems an earlier sign-in (an
+    authorization code) says when it happened and in which browser session.
     """
 
     user: User
@@ -43,6 +44,8 @@ class Grantee:
     device: Device = field(default_factory=Device)
     session: AuthSession | None = None
     parent: RefreshToken | None = None
+    authenticated_at: datetime | None = None
+    browser_session_id: uuid.UUID | None = None
 
     def get_user_id(self) -> str:
         return str(self.user.id)
@@ -93,7 +96,15 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def access_token_generator(self, client, grant_type, user: Grantee | None, scope):
         if user is not None and user.session is None:
             # The session's id is the token's ``sid``: open it before signing.
-            user.session = start_session(user.user, client, scope, user.amr, user.device)
+            user.session = start_session(
+                user.user,
+                client,
+                scope,
+                user.amr,
+                user.device,
+                authenticated_at=user.authenticated_at,
+                browser_session_id=user.browser_session_id,
+            )
         signed = super().access_token_generator(client, grant_type, user, scope)
         target = token_target()
         if target is not None and target.key_id is not None:

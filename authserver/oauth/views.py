@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from authserver.accounts.models import User
 from authserver.accounts.services import serialize_user
+from authserver.authorize.claims import user_claims
 from authserver.context import settings
 from authserver.extensions import db
 from authserver.oauth.grants import AUTH_METHODS
@@ -158,6 +159,14 @@ def revoke() -> Response:
     responses={200: AuthorizationServerMetadata},
 )
 def metadata() -> Response:
+    response = jsonify(metadata_document())
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def metadata_document() -> dict:
+    """The server's metadata: RFC 8414's document, which OpenID Connect Discovery's
+    repeats (authserver/authorize adds its endpoints through ``metadata_extra``)."""
     issuer = settings().issuer
     body = {
         "issuer": issuer,
@@ -176,9 +185,7 @@ def metadata() -> Response:
         "service_documentation": issuer + "/docs",
     }
     body.update(current_app.extensions.get("authserver.metadata_extra", {}))
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
+    return body
 
 
 def bearer_claims(*, cookie: bool = False) -> dict:
@@ -226,6 +233,11 @@ def userinfo() -> Response:
     user = db.session.get(User, uuid.UUID(claims["sub"]))
     if user is None:
         return oauth_error(401, "invalid_token", "Unknown user.")
+    scope = str(claims.get("scope", ""))
+    if "openid" in scope.split():
+        # An OpenID Connect token: the claims of its scopes (OIDC Core §5.4), as in its
+        # ID token. Other tokens keep the full answer their apps were built on.
+        return jsonify(user_claims(user, scope))
     profile = serialize_user(user)
     return jsonify(
         sub=profile["id"],

@@ -199,14 +199,22 @@ def verify_code(phone_text: str, code: str, purpose: str) -> str:
     raise InvalidOtp()
 
 
-def sign_in_with_code(phone_text: str, code: str, *, client_id: str | None) -> User:
-    """The user of this phone, created on first use (sign-up by phone)."""
+def sign_in_with_code(
+    phone_text: str,
+    code: str,
+    *,
+    client_id: str | None,
+    first_name: str = "",
+    last_name: str = "",
+) -> User:
+    """The user of this phone, created on first use (sign-up by phone) with the names
+    given; an existing account keeps its own."""
     phone = verify_code(phone_text, code, LOGIN)
     user = db.session.scalar(select(User).where(User.phone == phone))
     if user is None:
         try:
             with db.session.begin_nested():  # a concurrent sign-up must not undo the spend
-                user = create_user(phone, None)
+                user = create_user(phone, None, first_name=first_name, last_name=last_name)
                 db.session.flush()
             record_event("user.created", actor="otp", user_id=user.id, client_id=client_id)
         except IntegrityError:

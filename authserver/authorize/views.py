@@ -1,0 +1,26 @@
+"""``GET /.well-known/openid-configuration``: OpenID Connect Discovery 1.0.
+
+The same document as RFC 8414's ``/.well-known/oauth-authorization-server`` (one
+issuer, one JWKS, the same endpoints), so a client configured from either agrees."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from authserver.authorize.schemas import OpenIDProviderMetadata
+from authserver.oauth.views import metadata_document
+from authserver.openapi import documented
+
+bp = Blueprint("authorize", __name__)
+
+
+@bp.get("/.well-known/openid-configuration")
+@documented(
+    "OpenID Provider metadata (OpenID Connect Discovery 1.0)",
+    tags=["oauth"],
+    responses={200: OpenIDProviderMetadata},
+)
+def openid_configuration() -> Response:
+    response = jsonify(metadata_document())
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
