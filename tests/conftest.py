@@ -246,3 +246,26 @@ def make_otp_app(app, database_url, keys_dir, gateway):
     yield factory
     for each in built:
         dispose(each)
+
+
+@pytest.fixture
+def site(make_otp_app):
+    """authserver on a real socket, its issuer its own URL, its SMS going to ``gateway``
+    (the browser sign-in tests: tests/oidc_client.py)."""
+    from tests.oidc_client import Site
+
+    port = free_port()
+    app = make_otp_app(issuer=f"http://127.0.0.1:{port}")
+    with LiveServer(app, port) as server:
+        yield Site(app, server.url)
+
+
+@pytest.fixture
+def relying_party(site):
+    """A web app on Authlib's OpenID Connect client, registered as a third party."""
+    from tests.oidc_client import RelyingParty
+
+    party = RelyingParty(site.url)
+    party.register(site.app)
+    with party:
+        yield party

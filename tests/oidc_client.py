@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
+import jwt
 import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
@@ -33,11 +34,33 @@ from tests.services import free_port
 RP_SCOPE = "openid profile phone"
 
 
+@dataclass
+class Site:
+    """authserver on a real socket (fixture ``site``), its issuer its own URL."""
+
+    app: object
+    url: str
+
+
+def verify_id_token(site: Site, party: RelyingParty, id_token: str) -> dict:
+    """The ID token checked by PyJWT against the JWKS the discovery document names."""
+    metadata = requests.get(site.url + "/.well-known/openid-configuration", timeout=10).json()
+    key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(id_token)
+    return jwt.decode(
+        id_token,
+        key.key,
+        algorithms=["RS256"],
+        audience=party.client_id,
+        issuer=metadata["issuer"],
+        options={"require": ["exp", "iat", "auth_time", "sub", "nonce"]},
+    )
+
+
 class RelyingParty:
     """A web app that signs its users in with authserver (confidential client)."""
 
-    def __init__(self, issuer: str) -> None:
-        self.issuer = issuer
+    def __init__(self, issuer: str, scope: str = RP_SCOPE) -> None:
+        self.issuer, self.scope = issuer, scope
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.redirect_uri = f"{self.url}/callback"
@@ -47,7 +70,7 @@ class RelyingParty:
         self.results: list[dict] = []
         self._server: LiveServer | None = None
 
-    def register(self, app, *, first_party: bool = False, scope: str = RP_SCOPE) -> None:
+    def register(self, app, *, first_party: bool = False) -> None:
         """Register this app at authserver, as `authserver clients create` would."""
         from authserver.oauth.clients import create_client
 
@@ -55,13 +78,13 @@ class RelyingParty:
             client, secret = create_client(
                 name="Tenant portal",
                 grant_types=["authorization_code", "refresh_token"],
-                scope=scope,
+                scope=self.scope,
                 redirect_uris=[self.redirect_uri],
                 post_logout_redirect_uris=[self.post_logout_redirect_uri],
                 first_party=first_party,
                 actor="tests",
             )
-        self.client_id, self.client_secret = client.client_id, secret
+            self.client_id, self.client_secret = client.client_id, secret
 
     def __enter__(self) -> RelyingParty:
         assert self.client_id, "register() first"
@@ -74,7 +97,7 @@ class RelyingParty:
             client_id=self.client_id,
             client_secret=self.client_secret,
             server_metadata_url=self.issuer + "/.well-known/openid-configuration",
-            client_kwargs={"scope": RP_SCOPE, "code_challenge_method": "S256"},
+            client_kwargs={"scope": self.scope, "code_challenge_method": "S256"},
         )
         party = self
 
