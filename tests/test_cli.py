@@ -229,6 +229,45 @@ def test_clients_create_public_has_null_secret(installed):
     assert client["scope"]  # a default scope when none is given
 
 
+def test_clients_create_a_web_app_in_one_line(installed):
+    client = installed.run(
+        "clients",
+        "create",
+        "--name",
+        "Tenant portal",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+        "--scope",
+        "openid profile phone",
+        "--redirect-uri",
+        "https://tenants.example.com/callback",
+        "--redirect-uri",
+        "http://127.0.0.1:3000/callback",
+        "--post-logout-redirect-uri",
+        "https://tenants.example.com/",
+    ).json
+    assert client["client_secret"]
+    assert client["redirect_uris"] == [
+        "https://tenants.example.com/callback",
+        "http://127.0.0.1:3000/callback",
+    ]
+    assert client["post_logout_redirect_uris"] == ["https://tenants.example.com/"]
+    native = installed.run(
+        "clients",
+        "create",
+        "--name",
+        "Android app",
+        "--grant-type",
+        "authorization_code",
+        "--public",
+        "--redirect-uri",
+        "com.example.tenants:/oauth/callback",
+    ).json
+    assert native["client_secret"] is None
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -236,6 +275,10 @@ def test_clients_create_public_has_null_secret(installed):
         ["--grant-type", "client_credentials", "--public"],
         ["--grant-type", "password", "--scope", "   "],
         ["--grant-type", "password", "--client-id", "x" * 65],
+        ["--grant-type", "authorization_code", "--redirect-uri", "https://a.example/cb#x"],
+        ["--grant-type", "authorization_code", "--redirect-uri", "javascript:alert(1)"],
+        ["--grant-type", "authorization_code", "--redirect-uri", "/relative/callback"],
+        ["--grant-type", "authorization_code", "--redirect-uri", "myapp:/callback"],
     ],
 )
 def test_clients_create_refusals_are_json_errors(installed, args):
@@ -349,7 +392,11 @@ def test_audiences_refusals_are_json_errors(installed, tmp_path):
 
 def test_tokens_purge(installed):
     assert installed.run("tokens", "purge").json == {
-        "purged": {"encrypted_access_tokens": 0, "revoked_access_tokens": 0}
+        "purged": {
+            "encrypted_access_tokens": 0,
+            "revoked_access_tokens": 0,
+            "authorization_codes": 0,
+        }
     }
 
 

@@ -22,6 +22,7 @@ from authserver.audiences.services import (
     remove_encryption_key,
     set_encryption_key,
 )
+from authserver.authorize.codes import purge_expired_codes
 from authserver.cli import command, fail, operator
 
 audiences = click.Group(
@@ -116,7 +117,13 @@ def delete_audience_command(reference: str) -> dict[str, Any]:
 @tokens.command("purge")
 @command
 def purge_tokens_command() -> dict[str, Any]:
-    """Delete records of expired access tokens (revoked jtis, encrypted-token records).
+    """Delete records of expired access tokens (revoked jtis, encrypted-token records)
+    and authorization codes expired for a day.
 
     For cron: they only answer for tokens that can no longer be used anyway."""
-    return {"purged": purge_expired_token_records()}
+    return {
+        "purged": {
+            **purge_expired_token_records(),
+            "authorization_codes": purge_expired_codes(),
+        }
+    }

@@ -22,24 +22,23 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from authserver.accounts.models import User
-from authserver.audit import record_event
 from authserver.authorize.claims import user_claims
+from authserver.authorize.codes import claim_code
 from authserver.authorize.models import AuthorizationCode
 from authserver.context import keyed_hash, keyring, settings
 from authserver.errors import ServiceUnavailable
 from authserver.extensions import db, utcnow
-from authserver.oauth.grants import AUTH_METHODS, ClientRulesMixin
+from authserver.oauth.grants import AUTH_METHODS, ClientRulesMixin, RefusalKeepsCredentialMixin
 from authserver.oauth.models import AuthSession, Client
-from authserver.oauth.sessions import Device, revoke_session
+from authserver.oauth.sessions import Device
 from authserver.oauth.tokens import Grantee
 
 
@@ -54,7 +53,9 @@ class SignedInUser:
         return str(self.user.id)
 
 
-class AuthorizationCodeGrant(ClientRulesMixin, grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(
+    RefusalKeepsCredentialMixin, ClientRulesMixin, grants.AuthorizationCodeGrant
+):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request) -> None:
@@ -82,15 +83,6 @@ class AuthorizationCodeGrant(ClientRulesMixin, grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         return claim_code(code, client) if isinstance(code, str) and len(code) <= 128 else None
 
-    def validate_token_request(self) -> None:
-        try:
-            super().validate_token_request()
-        except OAuth2Error:
-            # A refused exchange must not spend the code it claimed (a reuse revocation
-            # was committed before this).
-            db.session.rollback()
-            raise
-
     def authenticate_user(self, code: AuthorizationCode) -> Grantee | None:
         browser = db.session.get(AuthSession, code.browser_session_id)
         if browser is None or browser.revoked_at is not None or not code.user.can_sign_in:
@@ -111,48 +103,6 @@ class AuthorizationCodeGrant(ClientRulesMixin, grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, code: AuthorizationCode) -> None:
         """Kept, marked used, until it expires: a replay must be recognised."""
-
-
-def claim_code(value: str, client: Client) -> AuthorizationCode | None:
-    """The unexpired, unused code ``value`` of ``client``, now marked used; else None.
-
-    A code already used ends the session its exchange opened (committed here, before the
-    caller's error rolls the request back)."""
-    now = utcnow()
-    digest = keyed_hash(value)
-    claimed = db.session.execute(
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.code_hash == digest,
-            AuthorizationCode.client_id == client.client_id,
-            AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(AuthorizationCode.id)
-        .execution_options(synchronize_session=False)
-    ).scalar()
-    if claimed is not None:
-        return db.session.get(AuthorizationCode, claimed)
-    code = db.session.scalar(
-        select(AuthorizationCode).where(
-            AuthorizationCode.code_hash == digest,
-            AuthorizationCode.client_id == client.client_id,
-            AuthorizationCode.used_at.is_not(None),
-        )
-    )
-    if code is not None:
-        issued = db.session.get(AuthSession, code.session_id) if code.session_id else None
-        if issued is not None and revoke_session(issued, reason="authorization_code_reused"):
-            record_event(
-                "authorization_code.reused",
-                outcome="failure",
-                user_id=code.user_id,
-                client_id=client.client_id,
-                session_id=str(issued.id),
-            )
-        db.session.commit()
-    return None
 
 
 class S256CodeChallenge(CodeChallenge):

@@ -105,19 +105,24 @@ class PasswordGrant(ClientRulesMixin, grants.ResourceOwnerPasswordCredentialsGra
         return Grantee(user=user, amr=["pwd"], device=device_of(self.request))
 
 
-class RefreshTokenGrant(ClientRulesMixin, grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True  # rotate on every use
+class RefusalKeepsCredentialMixin:
+    """For grants that claim a one-time credential (refresh token, authorization code)
+    when it is presented: a refused request (wrong client, wider scope, ended session,
+    wrong PKCE verifier) must not spend it. The claim is undone now, not at the end of
+    the request, so no later commit can keep it; a reuse revocation was committed
+    before this."""
 
     def validate_token_request(self) -> None:
         try:
-            super().validate_token_request()
+            super().validate_token_request()  # type: ignore[misc]
         except OAuth2Error:
-            # A refused request (wrong client, wider scope, ended session) must not spend
-            # the token it claimed: undo the claim now, not at the end of the request, so
-            # no later commit can keep it. A reuse revocation was committed before this.
             db.session.rollback()
             raise
+
+
+class RefreshTokenGrant(RefusalKeepsCredentialMixin, ClientRulesMixin, grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotate on every use
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
         try:

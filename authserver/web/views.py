@@ -556,11 +556,17 @@ def _send_code(
 
 @page_route("/signin/code/verify", "Sign-in page: enter the code received by SMS")
 def code_verify() -> Response:
+    return _code_page("code_verify.html", CODE_PHONE, "web.code_request")
+
+
+def _code_page(template: str, remembered: str, request_page: str) -> Response:
+    """The page that takes a code: for the number the previous page sent it to (else
+    back to that page)."""
     pending = _ticket(_query().ticket)
-    phone = session.get(CODE_PHONE)
+    phone = session.get(remembered)
     if not phone:
-        return redirect(url_for("web.code_request", ticket=pending.ticket() if pending else None))
-    return render_page("code_verify.html", pending=pending, phone=phone)
+        return redirect(url_for(request_page, ticket=pending.ticket() if pending else None))
+    return render_page(template, pending=pending, phone=phone)
 
 
 @page_route("/signin/code/verify", "Sign in (or sign up) with the code", form=CodeForm)
@@ -626,11 +632,7 @@ def reset_request_submit() -> Response:
 
 @page_route("/password-reset/verify", "Password reset page: code and new password")
 def reset_verify() -> Response:
-    pending = _ticket(_query().ticket)
-    phone = session.get(RESET_PHONE)
-    if not phone:
-        return redirect(url_for("web.reset_request", ticket=pending.ticket() if pending else None))
-    return render_page("reset_verify.html", pending=pending, phone=phone)
+    return _code_page("reset_verify.html", RESET_PHONE, "web.reset_request")
 
 
 @page_route("/password-reset/verify", "Set a new password with the code", form=PasswordResetForm)
