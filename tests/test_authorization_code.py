@@ -540,3 +540,42 @@ def test_hostile_tickets_are_an_error_page(http):
     for ticket in ("forged", "x" * 13000, "a\x00b", base64.b64encode(b"{}").decode()):
         assert_error_page(http.get("/signin", query_string={"ticket": ticket}))
     assert_error_page(http.get("/signin?ticket=a&ticket=b"))
+
+
+# --- consents in /account ------------------------------------------------------------------
+
+
+def test_consents_are_listed_and_withdrawn_in_account(http, web_client, password_login):
+    flow = Authorization(http, web_client)
+    tokens = flow.exchange(flow.sign_in_and_allow()["code"]).json
+    mobile = {"Authorization": "Bearer " + password_login()["access_token"]}
+    listed = http.get("/account/consents", headers=mobile)
+    assert listed.status_code == 200
+    (consent,) = listed.json["consents"]
+    assert consent["client_id"] == web_client.client_id
+    assert consent["client_name"] == "Tenant portal" and consent["scope"] == "openid profile"
+    withdrawn = http.delete(f"/account/consents/{web_client.client_id}", headers=mobile)
+    assert withdrawn.status_code == 200 and withdrawn.json == {"sessions_revoked": 1}
+    # The app's tokens stopped working; it must ask again.
+    introspected = http.post(
+        "/oauth/introspect", data={"token": tokens["refresh_token"]}, headers=web_client.basic
+    )
+    assert introspected.json == {"active": False}
+    assert "/consent" in Authorization(http, web_client).start().headers["Location"]
+    assert http.get("/account/consents", headers=mobile).json == {"consents": []}
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    ["nobody", "a%00b", "x" * 5000, "%2F..%2Fadmin"],
+    ids=["unknown", "nul", "huge", "dots"],
+)
+def test_withdrawing_an_unknown_consent_is_404(http, password_login, client_id):
+    mobile = {"Authorization": "Bearer " + password_login()["access_token"]}
+    response = http.delete(f"/account/consents/{client_id}", headers=mobile)
+    assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_consents_need_a_users_token(http, web_client):
+    assert http.get("/account/consents").status_code == 401
+    assert http.delete(f"/account/consents/{web_client.client_id}").status_code == 401

@@ -277,3 +277,24 @@ def test_pages_and_endpoints_are_documented(http):
     assert "302" in authorize["responses"] and "text/html" in str(authorize["responses"]["400"])
     assert "/.well-known/openid-configuration" in doc["paths"]
     assert "/oauth/logout" in doc["paths"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"client_id": "a\x00b"},
+        {"post_logout_redirect_uri": "https://x.example/" + "a" * 3000},
+        {"state": "\x01"},
+        {"ui_locales": "fa" * 100},
+    ],
+    ids=["nul-client", "huge-uri", "control-state", "huge-locales"],
+)
+def test_hostile_logout_parameters_get_an_error_page(http, query):
+    response = http.get("/oauth/logout", query_string=query)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert response.mimetype == "text/html"
+
+
+def test_a_logout_form_without_its_csrf_token_does_nothing(http):
+    assert http.post("/oauth/logout", data={"csrf_token": "forged"}).status_code == 400
+    assert http.post("/oauth/logout", json={}).status_code == 415

@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
     """Register the grant and the logout endpoint with the authorization server, the
     tables, the metadata and ``/.well-known/openid-configuration``."""
     from authserver.authorize import models  # noqa: F401  (model registration)
+    from authserver.authorize.account_views import bp as account_bp
     from authserver.authorize.claims import CLAIMS_SUPPORTED, OPENID_SCOPES
     from authserver.authorize.grant import (
         AuthorizationCodeGrant,
@@ -49,3 +50,4 @@ def init_app(app: Flask) -> None:
         }
     )
     app.register_blueprint(bp)
+    app.register_blueprint(account_bp)  # /account/consents
