@@ -28,6 +28,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import PASSWORD, PHONE
 from tests.oidc_client import RelyingParty, verify_id_token
@@ -99,12 +101,23 @@ def fill(driver: WebDriver, values: dict[str, str]) -> None:
         field.send_keys(value)
 
 
+def navigate(driver: WebDriver, click: Callable[[], None]) -> None:
+    """Do ``click`` and wait until the next page has replaced this one."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def press(driver: WebDriver, text: str | None = None) -> None:
     """Press a form's button (the one showing ``text``, else the first)."""
     buttons = driver.find_elements(By.CSS_SELECTOR, "form button")
     button = next((b for b in buttons if text is None or b.text == text), None)
     assert button is not None, [b.text for b in buttons]
-    button.click()
+    navigate(driver, button.click)
+
+
+def follow(driver: WebDriver, selector: str) -> None:
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, selector).click)
 
 
 def callback_result(driver: WebDriver, party: RelyingParty) -> dict:
@@ -116,6 +129,8 @@ def shoot(driver: WebDriver, name: str, language: str) -> None:
     """Keep a screenshot of the page; rewritten only when the page looks different."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.{language}.png"
+    # The blinking caret would make every picture differ from the last.
+    driver.execute_script("document.activeElement.style.caretColor = 'transparent'")
     picture = driver.get_screenshot_as_png()
     if not path.exists() or path.read_bytes() != picture:
         path.write_bytes(picture)
@@ -166,14 +181,14 @@ def test_sms_code_sign_in_in_persian(browser, site, relying_party, gateway):
     driver.get(relying_party.url + "/login?ui_locales=fa")
     html = driver.find_element(By.TAG_NAME, "html")
     assert (html.get_attribute("lang"), html.get_attribute("dir")) == ("fa", "rtl")
-    driver.find_element(By.CSS_SELECTOR, "a[href*='/signin/code']").click()
+    follow(driver, "a[href*='/signin/code']")
     fill(driver, {"phone": "0612975634"})
     press(driver)
     assert "/signin/code/verify" in driver.current_url
     fill(driver, {"code": gateway.last_code(PHONE)})
     press(driver)
     assert "/consent" in driver.current_url
-    driver.find_element(By.CSS_SELECTOR, "button[value=allow]").click()
+    follow(driver, "button[value=allow]")
     result = callback_result(driver, relying_party)
     claims = verify_id_token(site, relying_party, result["id_token"])
     assert claims["amr"] == ["otp", "sms"]
@@ -214,16 +229,16 @@ def test_every_page_in_both_languages(browser, site, relying_party, user, langua
     fill(driver, {"phone": PHONE, "password": "wrong password"})
     press(driver)
     page("sign-in-error")
-    driver.find_element(By.CSS_SELECTOR, "a[href*='/signin/code']").click()
+    follow(driver, "a[href*='/signin/code']")
     page("code-request")
     fill(driver, {"phone": code_phone})
     press(driver)
     page("code-verify")
-    driver.find_element(By.CSS_SELECTOR, "a[href*='/signin?']").click()
+    follow(driver, "a[href*='/signin?']")
     fill(driver, {"phone": PHONE, "password": PASSWORD})
     press(driver)
     page("consent")
-    driver.find_element(By.CSS_SELECTOR, "button[value=allow]").click()
+    follow(driver, "button[value=allow]")
     callback_result(driver, relying_party)
 
     driver.get(site.url + "/signin")
