@@ -13,32 +13,22 @@ ticket signs the person in to the server alone (and then shows who is signed in)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
-import phonenumbers
 from authlib.oauth2.base import OAuth2Error
 from flask import (
-    Blueprint,
     Response,
     current_app,
     flash,
     g,
-    get_flashed_messages,
     redirect,
-    render_template,
     request,
     session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
-from flask_wtf.csrf import CSRFError, generate_csrf
-from markupsafe import Markup
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from pydantic import BaseModel, ValidationError
 
 from authserver.accounts.phones import InvalidPhoneNumber
@@ -46,18 +36,12 @@ from authserver.accounts.services import authenticate_password
 from authserver.authorize.browser_sessions import current_browser_session, sign_in_browser
 from authserver.authorize.consents import grant_consent
 from authserver.authorize.flow import (
-    ErrorPage,
-    InvalidTicket,
     NeedConsent,
-    NeedSignIn,
-    Outcome,
     PendingAuthorization,
-    ToClient,
     decide,
     deny,
 )
 from authserver.authorize.schemas import AuthorizationRequest, EndSessionQuery
-from authserver.context import settings
 from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -75,302 +59,26 @@ from authserver.web.forms import (
     CodeForm,
     CodeRequestForm,
     ConsentForm,
-    PageQuery,
     PasswordResetForm,
     SignInForm,
     SignOutForm,
     SignUpForm,
 )
-from authserver.web.i18n import page_language, remember_choice
-from authserver.web.security import allow_form_target, csrf, page_headers
-
-bp = Blueprint(
-    "web",
-    __name__,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/web/static",
+from authserver.web.pages import (
+    CODE_PHONE,
+    MAX_QUERY,
+    RESET_PHONE,
+    SIGNUP_NAMES,
+    bp,
+    error_page,
+    page_query,
+    page_route,
+    pending_from,
+    read_form,
+    render_page,
+    respond,
 )
-Model = TypeVar("Model", bound=BaseModel)
-
-MAX_QUERY = 8192
-# Session-cookie keys of the code pages: the number a code went to, and a sign-up's names.
-CODE_PHONE, RESET_PHONE, SIGNUP_NAMES = "code_phone", "reset_phone", "signup"
-
-# --- documentation of the pages' answers ----------------------------------------------
-PAGE = Reply(str, "An HTML page.", media_type="text/html")
-REDIRECT = Reply(description="To the next page, or back to the app with a code or an error.")
-
-
-def _page_replies(*statuses: int) -> dict[int, Reply]:
-    text = {
-        400: "The page again, the problems named (a form that does not fit, a missing or "
-        "stale CSRF token, an expired ticket).",
-        403: "The page again: this account is disabled.",
-        415: "The page again: the form was not sent as a form.",
-        429: "The page again: too many attempts or codes; try later.",
-        503: "The page again: the SMS gateway or the rate-limit storage is unavailable.",
-    }
-    return {status: Reply(str, text[status], media_type="text/html") for status in statuses}
-
-
-def page_route(rule: str, summary: str, *, form: type[BaseModel] | None = None, **options):
-    """A page: GET shows it (``PageQuery``), POST (when ``form``) takes its form."""
-
-    def register(view: Callable[..., Response]) -> Callable[..., Response]:
-        if form is None:
-            documented(
-                summary,
-                tags=["pages"],
-                query=PageQuery,
-                responses={200: PAGE, 302: REDIRECT, **_page_replies(400)},
-                security=["browser", "none"],
-                **options,
-            )(view)
-            return bp.get(rule)(view)
-        documented(
-            summary,
-            tags=["pages"],
-            form=form,
-            responses={
-                303: REDIRECT,
-                **_page_replies(400, 403, 415, 429, 503),
-            },
-            security=["browser", "none"],
-            **options,
-        )(view)
-        return bp.post(rule)(view)
-
-    return register
-
-
-@bp.before_request
-def _language() -> None:
-    remember_choice()
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    return page_headers(response)
-
-
-@bp.app_context_processor
-def _layout() -> dict[str, Any]:
-    if request.blueprint != "web":
-        return {}
-    return {
-        **page_language(),
-        "csrf_token": generate_csrf,
-        "ltr": left_to_right,
-        "language_query": language_query,
-        "phone_example": phone_example(settings().default_region),
-    }
-
-
-def left_to_right(text: str) -> Markup:
-    """A phone number (or code) inside a sentence of either direction."""
-    return Markup('<bdi dir="ltr">{}</bdi>').format(text)
-
-
-def language_query(language: str, ticket: str | None) -> str:
-    """The query of this page in another language (its waiting request kept)."""
-    args = {name: value for name, value in request.args.items() if name != "lang"}
-    if ticket:
-        args["ticket"] = ticket
-    return urlencode({**args, "lang": language})
-
-
-@dataclass(frozen=True)
-class PhoneExample:
-    national: str
-    international: str
-
-
-@cache
-def phone_example(region: str) -> PhoneExample:
-    """A mobile number of the server's default region, written both ways (the hints)."""
-    number = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
-    if number is None:
-        return PhoneExample("", "")
-    return PhoneExample(
-        phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL).replace(" ", ""),
-        phonenumbers.format_number(number, PhoneNumberFormat.E164),
-    )
-
-
-# --- answering ------------------------------------------------------------------------
-class FormProblem(Exception):
-    """The form cannot be used: show the page again with these messages."""
-
-    def __init__(self, status: int, fields: dict[str, str], summary: str | None = None):
-        super().__init__(summary or "")
-        self.status, self.fields, self.summary = status, fields, summary
-
-
-def render_page(template: str, status: int = 200, **context: Any) -> Response:
-    context.setdefault("errors", {})
-    context.setdefault("summary", None)
-    context.setdefault("values", {})
-    context["notices"] = get_flashed_messages()
-    pending: PendingAuthorization | None = context.get("pending")
-    if pending is not None:
-        context.setdefault("ticket", pending.ticket())
-        allow_form_target(_redirect_target(pending))
-    html = render_template(f"web/{template}", **context)
-    return Response(html, status=status, mimetype="text/html")
-
-
-def _redirect_target(pending: PendingAuthorization) -> str | None:
-    uri = pending.params.get("redirect_uri")
-    if uri:
-        return uri
-    client = pending.client()
-    return client.get_default_redirect_uri() if client else None
-
-
-def error_page(error: str, description: str = "", status: int = 400) -> Response:
-    messages = {
-        "invalid_client": _("This app is not known here."),
-        "invalid_request": _("The app sent a request that cannot be used."),
-        "expired_ticket": _("This page has expired. Go back to the app and start again."),
-        "invalid_ticket": _("This link is damaged. Go back to the app and start again."),
-        "csrf": _("This page has expired. Open it again and retry."),
-        "unsupported_media_type": _("The form was not sent as a form."),
-    }
-    return render_page(
-        "error.html",
-        status,
-        message=messages.get(error, _("The app sent a request that cannot be used.")),
-        error=error,
-        description=description,
-    )
-
-
-def respond(outcome: Outcome, *, after_form: bool = False) -> Response:
-    """The HTTP answer to a decision about a waiting authorization request."""
-    if isinstance(outcome, ToClient):
-        # A 303 after a form: the browser follows it with a GET, never a repost.
-        response = Response(status=303 if after_form else 302)
-        response.headers["Location"] = outcome.location
-        allow_form_target(outcome.location)
-        return response
-    if isinstance(outcome, ErrorPage):
-        return error_page(outcome.error, outcome.description)
-    endpoint = "web.sign_in" if isinstance(outcome, NeedSignIn) else "web.consent"
-    return redirect(url_for(endpoint, ticket=outcome.pending.ticket()), 303 if after_form else 302)
-
-
-def _ticket(value: str | None) -> PendingAuthorization | None:
-    if not value:
-        return None
-    pending = PendingAuthorization.from_ticket(value)
-    g.ui_locales = pending.ui_locales
-    return pending
-
-
-def _query() -> PageQuery:
-    if len(request.query_string) > MAX_QUERY:
-        raise FormProblem(400, {}, _("The address is too long."))
-    if any(len(values) > 1 for values in request.args.listvalues()):
-        raise FormProblem(400, {}, _("The address repeats a parameter."))
-    try:
-        return PageQuery.model_validate(request.args.to_dict())
-    except ValidationError:
-        raise FormProblem(400, {}, _("The address holds something unexpected.")) from None
-
-
-def _form(model: type[Model]) -> Model:
-    """The posted form as ``model``, its CSRF token checked; or raise FormProblem."""
-    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        raise FormProblem(415, {}, _("The form was not sent as a form."))
-    if request.args:
-        raise FormProblem(400, {}, _("The address holds something unexpected."))
-    if any(len(values) > 1 for values in request.form.listvalues()):
-        raise FormProblem(400, {}, _("The form repeats a field."))
-    csrf.protect()  # CSRFError: handled below
-    try:
-        return model.model_validate(request.form.to_dict())
-    except ValidationError as error:
-        raise FormProblem(400, _field_messages(error)) from None
-
-
-FIELD_MESSAGES = {
-    "missing": lazy_gettext("This field is required."),
-    "string_too_short": lazy_gettext("This is too short."),
-    "string_too_long": lazy_gettext("This is too long."),
-    "literal_error": lazy_gettext("Choose one of the options."),
-    "extra_forbidden": lazy_gettext("This field is not expected here."),
-}
-
-
-def _field_messages(error: ValidationError) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "form"
-        if name == "password" and item["type"] == "string_too_short":
-            message = str(lazy_gettext("Enter your password."))
-        elif name == "new_password" and item["type"] == "string_too_short":
-            message = _("Use at least 8 characters.")
-        else:
-            message = str(
-                FIELD_MESSAGES.get(
-                    item["type"], lazy_gettext("This contains characters that are not allowed.")
-                )
-            )
-        fields.setdefault(name, message)
-    return fields
-
-
-# The page each form comes from, shown again when the form cannot be used.
-FORM_PAGES = {
-    "web.sign_in_submit": "sign_in.html",
-    "web.code_request_submit": "code_request.html",
-    "web.code_verify_submit": "code_verify.html",
-    "web.sign_up_submit": "sign_up.html",
-    "web.reset_request_submit": "reset_request.html",
-    "web.reset_verify_submit": "reset_verify.html",
-}
-# What a page may show again of what was typed (never a password or a code).
-KEPT_VALUES = ("phone", "first_name", "last_name")
-
-
-@bp.errorhandler(FormProblem)
-def _form_problem(problem: FormProblem) -> Response:
-    db.session.rollback()
-    template = FORM_PAGES.get(request.endpoint or "")
-    summary = problem.summary or _("Check the form: some fields need your attention.")
-    if template is None:
-        return error_page("invalid_request", summary, problem.status)
-    try:
-        pending = _ticket(request.form.get("ticket"))
-    except InvalidTicket:
-        pending = None
-    values = {
-        name: value
-        for name in KEPT_VALUES
-        if (value := request.form.get(name, "")) and len(value) <= 150 and value.isprintable()
-    }
-    phone = session.get(RESET_PHONE if "reset" in template else CODE_PHONE)
-    return render_page(
-        template,
-        problem.status,
-        pending=pending,
-        values=values,
-        errors=problem.fields,
-        summary=summary,
-        phone=phone,
-    )
-
-
-@bp.errorhandler(InvalidTicket)
-def _bad_ticket(error: InvalidTicket) -> Response:
-    return error_page("expired_ticket" if error.expired else "invalid_ticket")
-
-
-@bp.errorhandler(CSRFError)
-def _csrf_failed(error: CSRFError) -> Response:
-    db.session.rollback()
-    return error_page("csrf", error.description)
+from authserver.web.security import csrf
 
 
 # --- the authorization endpoint -------------------------------------------------------
@@ -433,8 +141,8 @@ def authorize() -> Response:
 # --- signing in with a password ---------------------------------------------------------
 @page_route("/signin", "Sign-in page (phone number and password)")
 def sign_in() -> Response:
-    query = _query()
-    pending = _ticket(query.ticket)
+    query = page_query()
+    pending = pending_from(query.ticket)
     browser = current_browser_session()
     db.session.commit()
     if pending is None and browser is not None:
@@ -445,8 +153,8 @@ def sign_in() -> Response:
 
 @page_route("/signin", "Sign in with a phone number and password", form=SignInForm)
 def sign_in_submit() -> Response:
-    form = _form(SignInForm)
-    pending = _ticket(form.ticket)
+    form = read_form(SignInForm)
+    pending = pending_from(form.ticket)
     client = pending.client() if pending else None
     try:
         user = authenticate_password(
@@ -509,15 +217,15 @@ def _wait(error: RateLimited) -> str:
 # --- signing in (and up) with a code ----------------------------------------------------
 @page_route("/signin/code", "Sign-in page: ask for a code by SMS")
 def code_request() -> Response:
-    pending = _ticket(_query().ticket)
+    pending = pending_from(page_query().ticket)
     hint = pending.login_hint if pending else None
     return render_page("code_request.html", pending=pending, values={"phone": hint or ""})
 
 
 @page_route("/signin/code", "Send a sign-in code by SMS", form=CodeRequestForm)
 def code_request_submit() -> Response:
-    form = _form(CodeRequestForm)
-    pending = _ticket(form.ticket)
+    form = read_form(CodeRequestForm)
+    pending = pending_from(form.ticket)
     return _send_code(form, pending, "code_request.html", CODE_PHONE, LOGIN, "web.code_verify")
 
 
@@ -562,7 +270,7 @@ def code_verify() -> Response:
 def _code_page(template: str, remembered: str, request_page: str) -> Response:
     """The page that takes a code: for the number the previous page sent it to (else
     back to that page)."""
-    pending = _ticket(_query().ticket)
+    pending = pending_from(page_query().ticket)
     phone = session.get(remembered)
     if not phone:
         return redirect(url_for(request_page, ticket=pending.ticket() if pending else None))
@@ -571,8 +279,8 @@ def _code_page(template: str, remembered: str, request_page: str) -> Response:
 
 @page_route("/signin/code/verify", "Sign in (or sign up) with the code", form=CodeForm)
 def code_verify_submit() -> Response:
-    form = _form(CodeForm)
-    pending = _ticket(form.ticket)
+    form = read_form(CodeForm)
+    pending = pending_from(form.ticket)
     phone = session.get(CODE_PHONE)
     if not phone:
         return redirect(url_for("web.code_request", ticket=form.ticket), 303)
@@ -602,29 +310,29 @@ def code_verify_submit() -> Response:
 
 @page_route("/signup", "Sign-up page (names and phone number)")
 def sign_up() -> Response:
-    pending = _ticket(_query().ticket)
+    pending = pending_from(page_query().ticket)
     hint = pending.login_hint if pending else None
     return render_page("sign_up.html", pending=pending, values={"phone": hint or ""})
 
 
 @page_route("/signup", "Sign up: send a code to the new account's phone", form=SignUpForm)
 def sign_up_submit() -> Response:
-    form = _form(SignUpForm)
-    pending = _ticket(form.ticket)
+    form = read_form(SignUpForm)
+    pending = pending_from(form.ticket)
     return _send_code(form, pending, "sign_up.html", CODE_PHONE, LOGIN, "web.code_verify")
 
 
 # --- password reset -----------------------------------------------------------------------
 @page_route("/password-reset", "Password reset page: ask for a code by SMS")
 def reset_request() -> Response:
-    pending = _ticket(_query().ticket)
+    pending = pending_from(page_query().ticket)
     return render_page("reset_request.html", pending=pending)
 
 
 @page_route("/password-reset", "Send a password reset code by SMS", form=CodeRequestForm)
 def reset_request_submit() -> Response:
-    form = _form(CodeRequestForm)
-    pending = _ticket(form.ticket)
+    form = read_form(CodeRequestForm)
+    pending = pending_from(form.ticket)
     return _send_code(
         form, pending, "reset_request.html", RESET_PHONE, PASSWORD_RESET, "web.reset_verify"
     )
@@ -637,8 +345,8 @@ def reset_verify() -> Response:
 
 @page_route("/password-reset/verify", "Set a new password with the code", form=PasswordResetForm)
 def reset_verify_submit() -> Response:
-    form = _form(PasswordResetForm)
-    pending = _ticket(form.ticket)
+    form = read_form(PasswordResetForm)
+    pending = pending_from(form.ticket)
     phone = session.get(RESET_PHONE)
     if not phone:
         return redirect(url_for("web.reset_request", ticket=form.ticket), 303)
@@ -665,7 +373,7 @@ def reset_verify_submit() -> Response:
 # --- consent ------------------------------------------------------------------------------
 @page_route("/consent", "Consent page: allow an app what it asks")
 def consent() -> Response:
-    pending = _ticket(_query().ticket)
+    pending = pending_from(page_query().ticket)
     if pending is None:
         return error_page("invalid_ticket")
     outcome = decide(pending, current_browser_session())
@@ -690,8 +398,8 @@ def _consent_page(outcome: NeedConsent, status: int = 200, **context: Any) -> Re
 
 @page_route("/consent", "Allow or deny an app what it asks", form=ConsentForm)
 def consent_submit() -> Response:
-    form = _form(ConsentForm)
-    pending = _ticket(form.ticket)
+    form = read_form(ConsentForm)
+    pending = pending_from(form.ticket)
     if pending is None:
         return error_page("invalid_ticket")
     browser = current_browser_session()
