@@ -298,3 +298,40 @@ def test_hostile_logout_parameters_get_an_error_page(http, query):
 def test_a_logout_form_without_its_csrf_token_does_nothing(http):
     assert http.post("/oauth/logout", data={"csrf_token": "forged"}).status_code == 400
     assert http.post("/oauth/logout", json={}).status_code == 415
+
+
+FORMS = {
+    "/signin": {"phone": PHONE, "password": PASSWORD},
+    "/signin/code": {"phone": PHONE},
+    "/signup": {"phone": PHONE, "first_name": "Ada", "last_name": "L"},
+    "/password-reset": {"phone": PHONE},
+}
+
+
+@pytest.mark.parametrize("path", list(FORMS))
+@pytest.mark.parametrize(
+    "hostile",
+    ["nul", "huge", "nested", "repeated", "json"],
+)
+def test_every_form_refuses_hostile_input_with_its_page(http, gateway, path, hostile):
+    page = http.get(path)
+    fields = {**parse_page(page.get_data(as_text=True)).forms[0].fields, **FORMS[path]}
+    name = next(iter(FORMS[path]))
+    if hostile == "json":
+        response = http.post(path, json=fields)
+        assert response.status_code == 415
+        return
+    if hostile == "nul":
+        fields[name] = fields[name][:3] + "\x00" + fields[name][3:]
+    elif hostile == "huge":
+        fields[name] = "9" * 20000
+    elif hostile == "nested":
+        fields[f"{name}[0][1]"] = "x"
+    body = list(fields.items())
+    if hostile == "repeated":
+        body.append((name, fields[name]))
+    response = http.post(path, data=body)
+    assert response.status_code == 400, (path, hostile)
+    assert response.mimetype == "text/html"
+    assert parse_page(response.get_data(as_text=True)).alerts == 1
+    assert not gateway.requests  # no code went anywhere

@@ -217,9 +217,14 @@ def _wait(error: RateLimited) -> str:
 # --- signing in (and up) with a code ----------------------------------------------------
 @page_route("/signin/code", "Sign-in page: ask for a code by SMS")
 def code_request() -> Response:
+    return _phone_page("code_request.html")
+
+
+def _phone_page(template: str) -> Response:
+    """A page that asks for a phone number: the app's ``login_hint`` filled in."""
     pending = pending_from(page_query().ticket)
     hint = pending.login_hint if pending else None
-    return render_page("code_request.html", pending=pending, values={"phone": hint or ""})
+    return render_page(template, pending=pending, values={"phone": hint or ""})
 
 
 @page_route("/signin/code", "Send a sign-in code by SMS", form=CodeRequestForm)
@@ -310,9 +315,7 @@ def code_verify_submit() -> Response:
 
 @page_route("/signup", "Sign-up page (names and phone number)")
 def sign_up() -> Response:
-    pending = pending_from(page_query().ticket)
-    hint = pending.login_hint if pending else None
-    return render_page("sign_up.html", pending=pending, values={"phone": hint or ""})
+    return _phone_page("sign_up.html")
 
 
 @page_route("/signup", "Sign up: send a code to the new account's phone", form=SignUpForm)
@@ -325,8 +328,7 @@ def sign_up_submit() -> Response:
 # --- password reset -----------------------------------------------------------------------
 @page_route("/password-reset", "Password reset page: ask for a code by SMS")
 def reset_request() -> Response:
-    pending = pending_from(page_query().ticket)
-    return render_page("reset_request.html", pending=pending)
+    return _phone_page("reset_request.html")
 
 
 @page_route("/password-reset", "Send a password reset code by SMS", form=CodeRequestForm)
