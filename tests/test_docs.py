@@ -30,6 +30,7 @@ SECTIONS = (
     ("README.md", "## Five minutes with curl"),
     ("docs/otp.md", "## The flow with curl"),
     ("docs/admin.md", "## Creating the first admin"),
+    ("docs/browser-sign-in.md", "## In three steps"),
 )
 BLOCK = re.compile(r"^[ \t]*```sh\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 SERVER_BLOCK = "make run"
@@ -111,6 +112,9 @@ def test_walkthrough_otp_and_first_admin_run_as_written(fresh_server, tmp_path):
     assert '"active":false' in out  # the revoked session's token, introspected
     assert '"password_reset":true' in out
     assert "authserver.admin" in out  # the first admin's permissions, read back
+    # The web app registered in one line, and the discovery document a library reads.
+    assert '"redirect_uris":["https://tenants.example.com/callback"]' in out
+    assert f'"authorization_endpoint":"http://127.0.0.1:{port}/oauth/authorize"' in out
 
 
 def test_every_section_has_blocks_and_the_server_block_is_the_only_skip():
