@@ -5,10 +5,10 @@ issuer, one JWKS, the same endpoints), so a client configured from either agrees
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from authserver.authorize.schemas import OpenIDProviderMetadata
-from authserver.oauth.views import metadata_document
+from authserver.oauth.views import metadata_response
 from authserver.openapi import documented
 
 bp = Blueprint("authorize", __name__)
@@ -21,6 +21,4 @@ bp = Blueprint("authorize", __name__)
     responses={200: OpenIDProviderMetadata},
 )
 def openid_configuration() -> Response:
-    response = jsonify(metadata_document())
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
+    return metadata_response()

@@ -159,6 +159,11 @@ def revoke() -> Response:
     responses={200: AuthorizationServerMetadata},
 )
 def metadata() -> Response:
+    return metadata_response()
+
+
+def metadata_response() -> Response:
+    """The metadata document as served at both well-known addresses."""
     response = jsonify(metadata_document())
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
