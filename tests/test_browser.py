@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import PASSWORD, PHONE
@@ -105,7 +106,24 @@ def navigate(driver: WebDriver, click: Callable[[], None]) -> None:
     """Do ``click`` and wait until the next page has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda _: is_gone(old))
+
+
+def is_gone(element: WebElement) -> bool:
+    """Whether ``element``'s page was replaced.
+
+    Mid-navigation chromedriver may answer "Node with given id does not belong
+    to the document" (a plain WebDriverException) instead of a stale reference.
+    """
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def press(driver: WebDriver, text: str | None = None) -> None:
