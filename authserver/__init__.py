@@ -76,13 +76,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from authserver.errors import register_error_handlers
-    from authserver.extensions import limiter
+    from authserver.limits import init_app as init_limits
     from authserver.signing.keyring import check_key_encryption_key
 
     app = create_core_app(settings)
     settings = app.extensions["authserver.settings"]
     init_migrations(app)  # /readyz compares the database with the migrations' heads
-    limiter.init_app(app)
+    init_limits(app)  # budgets and request rates, before any view declares a limit
     register_error_handlers(app)
 
     from authserver.compat.views import bp as compat_bp

@@ -5,14 +5,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
-
-from authserver.net import client_ip
 
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -29,8 +26,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-# Limits are declared where they apply; storage comes from AUTHSERVER_RATELIMIT_STORAGE_URL.
-limiter = Limiter(key_func=client_ip, default_limits=[])
 
 
 # A connection back in the pool sooner than this is not pinged again: under load every

@@ -14,7 +14,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from authserver import create_app, extensions
-from authserver.extensions import db, limiter
+from authserver.extensions import db
+from authserver.limits import limiter
 from tests.conftest import PASSWORD, PHONE, build_app, make_settings
 from tests.services import PostgresCluster, RedisProcess
 

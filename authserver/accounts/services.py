@@ -20,8 +20,8 @@ from authserver.audit import record_event
 from authserver.context import passwords, settings
 from authserver.errors import AccountDisabled, InvalidCredentials, TooManyFailedLogins
 from authserver.extensions import db
+from authserver.limits.logins import LoginAttempt
 from authserver.net import client_ip
-from authserver.otp.throttle import LoginAttempt
 
 ADMIN_GROUP = "Admin User"
 REGULAR_GROUP = "Regular User"
@@ -71,7 +71,7 @@ def authenticate_password(
 
     Unknown phone, unparseable phone and wrong password raise the same
     ``InvalidCredentials`` after the same amount of hashing work. Failures are counted
-    per phone+IP, per phone and per IP (authserver/otp/throttle.py): past a limit every
+    per phone+IP, per phone and per IP (authserver/limits/logins.py): past a limit every
     attempt, right or wrong, known phone or not, raises ``TooManyFailedLogins``.
     """
     attempt = LoginAttempt.of(phone_text, ip or client_ip())

@@ -1,5 +1,6 @@
-"""Phone one-time codes: SMS sign-in, sign-up by phone, password reset, and the budgets
-that keep the SMS account from being spent by someone else (docs/otp.md)."""
+"""Phone one-time codes: SMS sign-in, sign-up by phone and password reset (docs/otp.md);
+the budgets that keep the SMS account from being spent by someone else are in
+``authserver.limits``."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ OTP_GRANT_TYPE = "urn:authserver:params:oauth:grant-type:otp"
 
 
 def init_app(app: Flask) -> None:
-    """Register the tables, the per-app budget storage, the SMS sender and the views."""
+    """Register the tables, the SMS sender and the views."""
     from authserver.otp import models  # noqa: F401  (model registration)
-    from authserver.otp.budgets import Budgets
     from authserver.otp.sms import sender_from_settings
     from authserver.otp.views import bp
 
     settings = app.extensions["authserver.settings"]
-    app.extensions["authserver.budgets"] = Budgets.from_url(settings.ratelimit_storage_url)
     app.extensions["authserver.sms"] = sender_from_settings(settings)
     app.register_blueprint(bp)

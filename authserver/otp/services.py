@@ -38,6 +38,8 @@ from authserver.errors import (
     SmsDeliveryFailed,
 )
 from authserver.extensions import db, utcnow
+from authserver.limits.budgets import Budget, budgets
+from authserver.limits.logins import forget_failures, phone_key
 from authserver.net import client_ip
 from authserver.oauth.models import AuthSession
 from authserver.oauth.sessions import revoke_session
@@ -47,10 +49,8 @@ from authserver.ops.metrics import (
     OTP_SENT,
     OTP_VERIFY_FAILURES,
 )
-from authserver.otp.budgets import Budget, budgets
 from authserver.otp.models import OtpChallenge
 from authserver.otp.sms import sms_sender
-from authserver.otp.throttle import forget_failures, phone_key
 
 LOGIN = "login"
 PASSWORD_RESET = "password_reset"

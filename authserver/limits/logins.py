@@ -15,7 +15,7 @@ ones, so a throttled answer says nothing about which phones exist.
 
 If the rate-limit storage is unreachable, password logins are not throttled (logged as an
 error): argon2id still bounds guessing, and a Redis outage must not stop every sign-in.
-OTP sends, which cost money, fail closed instead (see services.py).
+OTP sends, which cost money, fail closed instead (see otp/services.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
 from authserver.context import keyed_hash, settings
 from authserver.errors import RateLimited, TooManyFailedLogins
-from authserver.otp.budgets import Budget, LimiterUnavailable, budgets
+from authserver.limits.budgets import Budget, LimiterUnavailable, budgets
 
 log = logging.getLogger(__name__)
 

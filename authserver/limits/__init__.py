@@ -1,0 +1,26 @@
+"""Abuse limits: counted budgets (SMS sends, failed password logins) and plain per-client or
+per-address request rates (Flask-Limiter). docs/limits.md lists every limit.
+
+Dependency direction: ``otp``, ``oauth``, ``accounts`` and the views import from here;
+nothing here imports them (only ``accounts.phones``, a leaf, to key counters by phone).
+Every counter lives in AUTHSERVER_RATELIMIT_STORAGE_URL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from authserver.limits.budgets import Budget, Budgets, LimiterUnavailable, budgets
+from authserver.limits.rates import limiter
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["Budget", "Budgets", "LimiterUnavailable", "budgets", "init_app", "limiter"]
+
+
+def init_app(app: Flask) -> None:
+    """The app's own budget storage and the Flask-Limiter extension."""
+    settings = app.extensions["authserver.settings"]
+    app.extensions["authserver.budgets"] = Budgets.from_url(settings.ratelimit_storage_url)
+    limiter.init_app(app)
