@@ -5,8 +5,9 @@ from); every failure answers ``{"error", "error_description", "fields"?}``:
 
 - 400 ``invalid_request`` with ``fields`` (``{"name": ["message", ...]}``) for a body or
   query that does not fit its model; 415 for a body that is not JSON;
-- 401 ``invalid_token`` (with ``WWW-Authenticate: Bearer``) without a valid access token;
-- 403 ``insufficient_scope`` for a token that lacks the right; 404, 409 as they come.
+- 401 / 403 from the Bearer check of authserver/bearer.py, with its ``WWW-Authenticate``
+  challenge (``invalid_token``, ``insufficient_user_authentication``,
+  ``insufficient_scope``); 404, 409 as they come.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from authserver.bearer import BearerError
 from authserver.errors import RateLimited
 from authserver.extensions import db
-from authserver.oauth.tokens import InvalidAccessToken
-from authserver.oauth.views import bearer_claims
 
 Model = TypeVar("Model", bound=BaseModel)
 Row = TypeVar("Row")
@@ -116,11 +116,6 @@ def query(model: type[Model]) -> Model:
     return _validate(model, request.args.to_dict())
 
 
-def access_token_claims() -> dict[str, Any]:
-    """Claims of the request's valid, unrevoked Bearer access token (else 401)."""
-    return bearer_claims()
-
-
 def install(bp: Blueprint) -> None:
     """Answer this blueprint's failures in the API style."""
 
@@ -129,15 +124,15 @@ def install(bp: Blueprint) -> None:
         db.session.rollback()  # nothing half-done is kept
         return error_response(error)
 
-    @bp.errorhandler(InvalidAccessToken)
-    def invalid_token(error: InvalidAccessToken) -> Response:
+    @bp.errorhandler(BearerError)
+    def refused_token(error: BearerError) -> Response:
         db.session.rollback()
         return error_response(
             ApiError(
-                401,
-                "invalid_token",
+                error.status,
+                error.body_error,
                 error.description,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                headers={"WWW-Authenticate": error.challenge()},
             )
         )
 

@@ -205,6 +205,12 @@ class Settings:
         "live sessions (signed-in devices) per user; a new sign-in beyond it ends the "
         "least recently used one (docs/admin.md). 0: no limit",
     )
+    admin_auth_max_age: int = setting(
+        900,
+        "step-up for the admin API: a user's admin token works only while its sign-in with a "
+        "password (`amr` holds `pwd`) is at most this many seconds old (`auth_time`); older, "
+        "`401 insufficient_user_authentication` (RFC 9470) asks to sign in again (60 to 86400)",
+    )
     account_types: str = setting(
         "regular,tenant,landlord,owner,manager,agent,staff",
         "the values `account_type` may take, comma-separated; must include `regular` "
@@ -360,6 +366,8 @@ class Settings:
         if not 10 <= self.authorization_code_ttl <= 600:
             # RFC 6749 §4.1.2: a code must expire shortly after it is issued (10 min at most).
             raise ConfigError("AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 10 and 600")
+        if not 60 <= self.admin_auth_max_age <= 24 * 3600:
+            raise ConfigError("AUTHSERVER_ADMIN_AUTH_MAX_AGE must be between 60 and 86400 seconds")
         if not 60 <= self.id_token_ttl <= 24 * 3600:
             raise ConfigError("AUTHSERVER_ID_TOKEN_TTL must be between 60 and 86400 seconds")
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:

@@ -25,7 +25,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from importlib import metadata
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ __all__ = [
     "build_document",
     "documented",
     "init_app",
+    "secured",
 ]
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -49,6 +50,7 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 REF_TEMPLATE = "#/components/schemas/{model}"
 ATTRIBUTE = "__openapi__"
+SECURED_ATTRIBUTE = "__openapi_secured__"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 MAX_SUMMARY = 80
 
@@ -167,7 +169,7 @@ class Operation:
     form: Any = None
     query: type[BaseModel] | None = None
     responses: Mapping[int | str, Any] = field(default_factory=dict)
-    security: tuple[str, ...] | None = None
+    security: tuple[str | tuple[str, tuple[str, ...]], ...] | None = None
     operation_id: str | None = None
     deprecated: bool = False
 
@@ -225,15 +227,46 @@ def documented(
     return attach
 
 
+@dataclass(frozen=True)
+class Secured:
+    """What an authentication decorator adds to every operation of its view."""
+
+    security: tuple[tuple[str, tuple[str, ...]], ...]  # (name, scopes) alternatives
+    responses: Mapping[int | str, Any]
+
+
+def secured(
+    view: View, security: Sequence[tuple[str, Sequence[str]]], responses: Mapping[int | str, Any]
+) -> View:
+    """Mark ``view`` as needing ``security`` (names of ``SECURITY_NAMES`` with the scopes
+    they need) and answering ``responses`` when it is missing (authserver/bearer.py). A
+    view's own ``@documented`` answers win over these, whichever decorator is outside."""
+    setattr(
+        view,
+        SECURED_ATTRIBUTE,
+        Secured(tuple((name, tuple(scopes)) for name, scopes in security), dict(responses)),
+    )
+    return view
+
+
 def _operation_of(view: Callable[..., Any], method: str) -> Operation | None:
     view_class = getattr(view, "view_class", None)  # a Flask MethodView
     candidates = [getattr(view_class, method.lower(), None), view_class] if view_class else []
+    found = None
     for candidate in [*candidates, view]:
         operations = getattr(candidate, ATTRIBUTE, None) or {}
         found = operations.get(method) or operations.get("*")
         if found is not None:
-            return found
-    return None
+            break
+    guard: Secured | None = getattr(view, SECURED_ATTRIBUTE, None)
+    if guard is None:
+        return found
+    found = found or Operation()
+    return replace(
+        found,
+        responses={**guard.responses, **found.responses},
+        security=found.security if found.security is not None else guard.security,
+    )
 
 
 # --- building the document -------------------------------------------------------------
@@ -378,11 +411,14 @@ def _status_phrase(status: int | str) -> str:
         return "Response"
 
 
-def _security(names: Iterable[str]) -> list[dict[str, list[str]]]:
+def _security(names: Iterable[str | tuple[str, tuple[str, ...]]]) -> list[dict[str, list[str]]]:
     requirements: list[dict[str, list[str]]] = []
-    for name in names:
+    for item in names:
+        # OpenAPI 3.1 §4.8.30: the list of an http scheme names the roles (here the
+        # token scopes) the operation needs.
+        name, scopes = (item, ()) if isinstance(item, str) else item
         scheme = SECURITY_NAMES[name]
-        requirements.append({scheme: []} if scheme else {})
+        requirements.append({scheme: list(scopes)} if scheme else {})
     return requirements
 
 

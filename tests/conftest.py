@@ -198,6 +198,22 @@ def password_login(http, app_client, user):
     return login
 
 
+@pytest.fixture
+def account_login(http, make_client, user):
+    """Sign the default user in to the account API (a first-party app asking for
+    ``{issuer}/account``); return the token response."""
+    platform_app = make_client(first_party=True, name="platform app")
+
+    def login(**extra) -> dict:
+        data = {"grant_type": "password", "username": PHONE, "password": PASSWORD}
+        data["resource"] = ISSUER + "/account"
+        response = http.post("/oauth/token", data={**data, **extra}, headers=platform_app.basic)
+        assert response.status_code == 200, response.json
+        return response.json
+
+    return login
+
+
 class LiveServer:
     def __init__(self, app, port: int | None = None) -> None:
         # A fixed port lets an app's AUTHSERVER_ISSUER name its own live URL.

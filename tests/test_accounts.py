@@ -6,23 +6,21 @@ import pytest
 
 from authserver.otp import OTP_GRANT_TYPE
 from tests.conftest import PASSWORD, PHONE, USER_KEYS
+from tests.own_api import ACCOUNT, bearer, sign_in
 from tests.sms_gateway import build_otp_app, dispose
 
 NEW_PHONE = "+33698765432"
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def login(http, client, password=PASSWORD, phone=PHONE) -> dict:
-    response = http.post(
-        "/oauth/token",
-        data={"grant_type": "password", "username": phone, "password": password},
-        headers=client.basic,
-    )
-    assert response.status_code == 200, response.json
-    return response.json
+    """A token for the account API (tests/own_api.py)."""
+    return sign_in(http, client, phone, password)
+
+
+@pytest.fixture
+def app_client(make_client):
+    """The platform's own app: it may ask for tokens for the account API."""
+    return make_client(first_party=True)
 
 
 def refresh(http, client, token: str):
@@ -34,8 +32,8 @@ def refresh(http, client, token: str):
 
 
 @pytest.fixture
-def me(password_login) -> dict[str, str]:
-    return bearer(password_login()["access_token"])
+def me(http, app_client, user) -> dict[str, str]:
+    return bearer(login(http, app_client)["access_token"])
 
 
 # --- authentication ------------------------------------------------------------------
@@ -47,9 +45,12 @@ def test_profile_needs_a_users_access_token(http, make_client, user, me):
     assert http.get("/account/profile", headers=bearer("x.y.z")).status_code == 401
     assert http.get("/account/profile", headers={"Authorization": "Basic abc"}).status_code == 401
 
-    service = make_client(grant_types=("client_credentials",))
+    # A client's own token, even one issued for the account API, is not a user's.
+    service = make_client(grant_types=("client_credentials",), scope="authserver:account")
     token = http.post(
-        "/oauth/token", data={"grant_type": "client_credentials"}, headers=service.basic
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "resource": ACCOUNT},
+        headers=service.basic,
     ).json["access_token"]
     refused = http.get("/account/profile", headers=bearer(token))
     assert refused.status_code == 403 and refused.json["error"] == "insufficient_scope"
@@ -266,12 +267,13 @@ def test_phone_change_refusals(sms_http, gateway, app_client, user, make_user):
 
 
 def test_sms_sign_up_sets_a_first_password_without_a_current_one(sms_http, gateway, make_client):
-    client = make_client(grant_types=(OTP_GRANT_TYPE, "password", "refresh_token"))
+    client = make_client(grant_types=(OTP_GRANT_TYPE, "password", "refresh_token"),
+                         first_party=True)  # fmt: skip
     assert sms_http.post("/oauth/otp", data={"phone": NEW_PHONE}).status_code == 200
     tokens = sms_http.post(
         "/oauth/token",
         data={"grant_type": OTP_GRANT_TYPE, "phone": NEW_PHONE,
-              "otp": gateway.last_code(NEW_PHONE)},
+              "otp": gateway.last_code(NEW_PHONE), "resource": ACCOUNT},
         headers=client.basic,
     ).json  # fmt: skip
     response = sms_http.post(

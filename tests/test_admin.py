@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from authserver import create_app
 from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient, build_app, make_settings
+from tests.own_api import ADMIN, bearer
 
 ADMIN_PHONE = "+33611111111"
 OTHER_PHONE = "+33622222222"
@@ -64,10 +65,6 @@ def url_of(template: str) -> str:
     return template.format(**SAMPLES)
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def login(http, client, phone=PHONE, password=PASSWORD, **extra) -> dict:
     response = http.post(
         "/oauth/token",
@@ -90,13 +87,21 @@ def admin_id(make_user) -> str:
 
 
 @pytest.fixture
-def admin(http, app_client, admin_id) -> dict[str, str]:
-    """Authorization header of a user holding authserver.admin."""
-    return bearer(login(http, app_client, ADMIN_PHONE)["access_token"])
+def console(make_client) -> OAuthClient:
+    """The platform's admin console: a first-party app, so it may ask for admin tokens."""
+    return make_client(grant_types=("password", "refresh_token"), first_party=True)
 
 
-def client_token(http, client, scope: str | None = None) -> str:
+@pytest.fixture
+def admin(http, console, admin_id) -> dict[str, str]:
+    """Authorization header of a user holding authserver.admin, signed in just now."""
+    return bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
+
+
+def client_token(http, client, scope: str | None = None, resource: str | None = None) -> str:
     data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    if resource:
+        data["resource"] = resource
     response = http.post("/oauth/token", data=data, headers=client.basic)
     assert response.status_code == 200, response.json
     return response.json["access_token"]
@@ -118,7 +123,7 @@ def test_route_list_matches_the_url_map(app):
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_every_admin_route_needs_an_admin(http, method, path, password_login, make_client, admin):
+def test_every_admin_route_needs_an_admin(http, method, path, console, user, make_client, admin):
     url = url_of(path)
     anonymous = http.open(url, method=method, json={})
     assert anonymous.status_code == 401
@@ -128,15 +133,16 @@ def test_every_admin_route_needs_an_admin(http, method, path, password_login, ma
     forged = http.open(url, method=method, json={}, headers=bearer("not.a.token"))
     assert forged.status_code == 401
 
-    regular = bearer(password_login()["access_token"])
+    # A user without the right, with a token for the admin API: 403.
+    regular = bearer(login(http, console, resource=ADMIN)["access_token"])
     refused = http.open(url, method=method, json={}, headers=regular)
     assert refused.status_code == 403
     assert refused.json["error"] == "insufficient_scope"
 
-    # A service client without the admin scope is refused too.
+    # A service client without the admin scope holds no token for the admin API.
     service = make_client(grant_types=("client_credentials",), scope="reports.read")
     refused = http.open(url, method=method, json={}, headers=bearer(client_token(http, service)))
-    assert refused.status_code == 403
+    assert refused.status_code == 401
 
     if (method, path) == ("POST", "/admin/keys/rotate"):
         return  # would change the suite's shared keys: test_keys_list_rotate_revoke has it
@@ -147,10 +153,10 @@ def test_every_admin_route_needs_an_admin(http, method, path, password_login, ma
 
 def test_admin_scope_client_may_call_admin_but_only_with_the_scope_in_its_token(http, make_client):
     service = make_client(grant_types=("client_credentials",), scope="authserver:admin profile")
-    full = client_token(http, service)
+    full = client_token(http, service, resource=ADMIN)
     assert http.get("/admin/users", headers=bearer(full)).status_code == 200
-    narrow = client_token(http, service, scope="profile")
-    assert http.get("/admin/users", headers=bearer(narrow)).status_code == 403
+    narrow = client_token(http, service, scope="profile")  # not for the admin API
+    assert http.get("/admin/users", headers=bearer(narrow)).status_code == 401
 
 
 def test_taking_the_admin_right_away_works_at_once(http, admin, admin_id, make_user):
@@ -820,10 +826,12 @@ def test_keys_list_rotate_revoke(key_app):
         admin_user = create_user(ADMIN_PHONE, PASSWORD, admin=True)
         db.session.commit()
         admin_id = str(admin_user.id)
-        made, secret = create_client(name="console", grant_types=["password"], actor="tests")
+        made, secret = create_client(
+            name="console", grant_types=["password"], first_party=True, actor="tests"
+        )
         console = OAuthClient(made.client_id, secret)
     http = key_app.test_client()
-    admin = bearer(login(http, console, ADMIN_PHONE)["access_token"])
+    admin = bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
 
     listed = http.get("/admin/keys", headers=admin).json["keys"]
     assert {k["state"] for k in listed} == {"active", "next"}
@@ -837,7 +845,7 @@ def test_keys_list_rotate_revoke(key_app):
     assert rotated.status_code == 200, rotated.json
     assert rotated.json["active"] != before and rotated.json["retired"] == [before]
 
-    signed_by_new = bearer(login(http, console, ADMIN_PHONE)["access_token"])
+    signed_by_new = bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
     assert http.get("/admin/keys", headers=admin).status_code == 200  # old key still verifies
 
     active = rotated.json["active"]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import PASSWORD, PHONE
+from tests.own_api import ACCOUNT, ADMIN, bearer
 from tests.sms_gateway import SmsGateway, build_otp_app, dispose
 
 ADMIN_PHONE = "+33611111111"
@@ -16,18 +17,22 @@ NEW_PHONE = "+33698765432"
 NEW_PASSWORD = "an entirely new password"
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def token_request(http, client, **data):
     return http.post("/oauth/token", data=data, headers={**client.basic, "User-Agent": "audit/1"})
 
 
-def login(http, client, phone=PHONE, password=PASSWORD) -> dict:
-    response = token_request(http, client, grant_type="password", username=phone, password=password)
+def login(http, client, phone=PHONE, password=PASSWORD, **extra) -> dict:
+    response = token_request(
+        http, client, grant_type="password", username=phone, password=password, **extra
+    )
     assert response.status_code == 200, response.json
     return response.json
+
+
+@pytest.fixture
+def app_client(make_client):
+    """The platform's own app: it may ask for account and admin tokens."""
+    return make_client(first_party=True)
 
 
 def all_events(http, admin, **filters) -> list[dict]:
@@ -66,7 +71,7 @@ def test_events_are_recorded_and_hold_no_secret(
     time_machine.move_to(datetime.now(UTC))
     http = sms_app.test_client()
     secrets_used = [PASSWORD, NEW_PASSWORD, app_client.secret]
-    admin = bearer(login(http, app_client, ADMIN_PHONE)["access_token"])
+    admin = bearer(login(http, app_client, ADMIN_PHONE, resource=ADMIN)["access_token"])
 
     # A failed and a successful sign-in; a refresh token replayed; a token revoked.
     assert token_request(http, app_client, grant_type="password", username=PHONE,
@@ -90,7 +95,7 @@ def test_events_are_recorded_and_hold_no_secret(
                      first["access_token"], second["access_token"]]  # fmt: skip
 
     # Self-service: profile, password, phone (with its code), sessions, logout.
-    mine = login(http, app_client)
+    mine = login(http, app_client, resource=ACCOUNT)
     me = bearer(mine["access_token"])
     secrets_used += [mine["refresh_token"], mine["access_token"]]
     http.patch("/account/profile", json={"first_name": "Ada"}, headers=me)
@@ -186,12 +191,12 @@ def test_events_are_recorded_and_hold_no_secret(
 
 def test_filters_and_pagination(http, app_client, user, admin_id, time_machine):
     time_machine.move_to(datetime(2030, 1, 1, 12, tzinfo=UTC), tick=False)
-    admin = bearer(login(http, app_client, ADMIN_PHONE)["access_token"])
+    admin = bearer(login(http, app_client, ADMIN_PHONE, resource=ADMIN)["access_token"])
     for _ in range(3):
         token_request(http, app_client, grant_type="password", username=PHONE, password="bad")
     time_machine.move_to(datetime(2030, 1, 2, 12, tzinfo=UTC), tick=False)
     login(http, app_client)
-    admin = bearer(login(http, app_client, ADMIN_PHONE)["access_token"])
+    admin = bearer(login(http, app_client, ADMIN_PHONE, resource=ADMIN)["access_token"])
 
     failures = all_events(http, admin, outcome="failure")
     assert len(failures) == 3
@@ -226,11 +231,13 @@ def test_filters_and_pagination(http, app_client, user, admin_id, time_machine):
 
 def test_audit_log_is_admin_only(http, password_login, make_client):
     assert http.get("/admin/audit").status_code == 401
-    user_token = password_login()["access_token"]
+    user_token = password_login(resource=ADMIN)["access_token"]
     assert http.get("/admin/audit", headers=bearer(user_token)).status_code == 403
     service = make_client(grant_types=("client_credentials",), scope="authserver:admin")
     token = http.post(
-        "/oauth/token", data={"grant_type": "client_credentials"}, headers=service.basic
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "resource": ADMIN},
+        headers=service.basic,
     ).json["access_token"]
     response = http.get("/admin/audit", headers=bearer(token))
     assert response.status_code == 200

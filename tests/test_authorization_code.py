@@ -548,10 +548,10 @@ def test_hostile_tickets_are_an_error_page(http):
 # --- consents in /account ------------------------------------------------------------------
 
 
-def test_consents_are_listed_and_withdrawn_in_account(http, web_client, password_login):
+def test_consents_are_listed_and_withdrawn_in_account(http, web_client, account_login):
     flow = Authorization(http, web_client)
     tokens = flow.exchange(flow.sign_in_and_allow()["code"]).json
-    mobile = {"Authorization": "Bearer " + password_login()["access_token"]}
+    mobile = {"Authorization": "Bearer " + account_login()["access_token"]}
     listed = http.get("/account/consents", headers=mobile)
     assert listed.status_code == 200
     (consent,) = listed.json["consents"]
@@ -573,8 +573,8 @@ def test_consents_are_listed_and_withdrawn_in_account(http, web_client, password
     ["nobody", "a%00b", "x" * 5000, "%2F..%2Fadmin"],
     ids=["unknown", "nul", "huge", "dots"],
 )
-def test_withdrawing_an_unknown_consent_is_404(http, password_login, client_id):
-    mobile = {"Authorization": "Bearer " + password_login()["access_token"]}
+def test_withdrawing_an_unknown_consent_is_404(http, account_login, client_id):
+    mobile = {"Authorization": "Bearer " + account_login()["access_token"]}
     response = http.delete(f"/account/consents/{client_id}", headers=mobile)
     assert response.status_code == 404 and response.json["error"] == "not_found"
 

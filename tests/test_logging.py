@@ -92,7 +92,7 @@ def test_no_secret_of_a_full_flow_reaches_any_log(http, make_client, user, caplo
     """Sign in (Basic and client_secret_post), fail once, refresh, introspect, revoke:
     every log record of every logger, at DEBUG, holds none of the secrets used."""
     caplog.set_level(logging.DEBUG)
-    basic = make_client()
+    basic = make_client(scope="openid profile")
     post = make_client(auth_method="client_secret_post")
     wrong = "not-the-password-0xBEEF"
     secrets = {PASSWORD, wrong, basic.secret, post.secret, basic.basic["Authorization"].split()[1]}

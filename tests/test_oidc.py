@@ -228,8 +228,25 @@ def test_an_unregistered_post_logout_uri_is_not_followed(site, relying_party, us
 
 def test_the_browser_session_is_listed_and_ended_in_account_sessions(site, relying_party, user):
     person = FormPerson()
-    result = sign_in_with_password(person, relying_party)
-    bearer = {"Authorization": "Bearer " + result["access_token"]}
+    sign_in_with_password(person, relying_party)
+    # The relying party's token is not for the account API: the user's own app's is.
+    with site.app.app_context():
+        from authserver.extensions import db
+        from authserver.oauth.clients import create_client
+
+        platform_app, secret = create_client(
+            name="platform app", grant_types=["password"], first_party=True, actor="tests"
+        )
+        db.session.commit()
+        client_id = platform_app.client_id
+    account = requests.post(
+        site.url + "/oauth/token",
+        data={"grant_type": "password", "username": PHONE, "password": PASSWORD,
+              "resource": site.url + "/account"},
+        auth=(client_id, secret),
+        timeout=10,
+    ).json()  # fmt: skip
+    bearer = {"Authorization": "Bearer " + account["access_token"]}
     sessions = requests.get(site.url + "/account/sessions", headers=bearer, timeout=10).json()
     browser = [s for s in sessions["sessions"] if s["browser"]]
     assert len(browser) == 1 and browser[0]["client_id"] is None

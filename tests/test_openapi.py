@@ -101,8 +101,11 @@ def test_security_schemes_and_their_use(http):
     # Public clients authenticate with client_id alone: anonymous is an alternative.
     assert paths["/oauth/token"]["post"]["security"] == [{"clientBasic": []}, {}]
     assert paths["/oauth/introspect"]["post"]["security"] == [{"clientBasic": []}]
-    assert paths["/oauth/userinfo"]["get"]["security"] == [{"bearer": []}]
+    # An http scheme's list names the roles needed (OpenAPI 3.1): here token scopes.
+    assert paths["/oauth/userinfo"]["get"]["security"] == [{"bearer": ["openid"]}]
     assert paths["/accounts/profile/"]["get"]["security"] == [{"bearer": []}]
+    assert paths["/account/profile"]["get"]["security"] == [{"bearer": ["authserver:account"]}]
+    assert paths["/admin/users"]["get"]["security"] == [{"bearer": ["authserver:admin"]}]
 
 
 def test_token_endpoint_documents_the_registered_grants(app, http):

@@ -30,7 +30,10 @@ def otp_http(otp_app):
 
 @pytest.fixture
 def otp_client(make_client):
-    return make_client(grant_types=(OTP_GRANT_TYPE, "refresh_token", "password"))
+    return make_client(
+        grant_types=(OTP_GRANT_TYPE, "refresh_token", "password"),
+        scope="openid phone profile properties.read",
+    )
 
 
 def send_code(http, phone=NEW_PHONE, **extra):

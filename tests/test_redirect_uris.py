@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from authserver.authorize.redirect_uris import InvalidRedirectUri, check_redirect_uri
-from tests.test_admin import admin, admin_id, bearer, login  # noqa: F401  (fixtures)
+from tests.test_admin import admin, admin_id, bearer, console, login  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize(

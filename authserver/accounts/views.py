@@ -1,7 +1,9 @@
 """Self-service with a Bearer access token: profile, password, phone number, devices.
 
-Every route needs a user's access token (one with a ``sid``); a client-credentials
-token gets 403. Errors take the API style of ``authserver/api.py``.
+Every route needs a user's access token issued for ``{issuer}/account`` with the scope
+``authserver:account`` (authserver/bearer.py: a first-party app asks for it with
+``resource``); a token of another audience gets 401, a client-credentials token 403.
+Errors take the API style of ``authserver/api.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from authserver.accounts.services import (
     serialize_user,
     username_taken,
 )
-from authserver.api import ApiError, access_token_claims, conflict, install, invalid, json_body
+from authserver.api import ApiError, conflict, install, invalid, json_body
+from authserver.audiences.own import ACCOUNT_API
 from authserver.audit import record_event
+from authserver.bearer import authenticate, current_token, current_user
 from authserver.context import settings
 from authserver.errors import InvalidCredentials, InvalidOtp, OtpRegionNotAllowed
 from authserver.extensions import db
@@ -45,26 +49,17 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 install(bp)
 
 
-def current() -> tuple[User, uuid.UUID]:
-    """The token's user and session; 403 for a token that is not a user's."""
-    claims = access_token_claims()
-    if not claims.get("sid"):
-        raise ApiError(403, "insufficient_scope", "This token does not belong to a user.")
-    user = db.session.get(User, uuid.UUID(claims["sub"]))
-    if user is None:
-        raise ApiError(401, "invalid_token", "Unknown user.")
-    return user, uuid.UUID(claims["sid"])
-
-
 @bp.get("/profile")
+@authenticate(ACCOUNT_API)
 def profile() -> Response:
-    user, _ = current()
+    user = current_user()
     return jsonify(serialize_user(user))
 
 
 @bp.patch("/profile")
+@authenticate(ACCOUNT_API)
 def update_profile() -> Response:
-    user, _ = current()
+    user = current_user()
     body = json_body(ProfileUpdate)
     changes: dict[str, Any] = {}
     for name in body.model_fields_set:
@@ -92,8 +87,9 @@ def update_profile() -> Response:
 
 
 @bp.post("/password")
+@authenticate(ACCOUNT_API)
 def password() -> Response:
-    user, sid = current()
+    user, sid = current_user(), current_token().session_id
     body = json_body(PasswordChange)
     if user.password_hash is not None and not body.current_password:
         raise invalid("current_password", "This field is required.")
@@ -106,12 +102,13 @@ def password() -> Response:
 
 
 @bp.post("/phone")
+@authenticate(ACCOUNT_API)
 def start_phone_change() -> Response:
     """Send a code to the new number; ``/account/phone/confirm`` completes the change.
 
     Whether another account uses the number is told only at confirmation, to someone
     who has shown they hold it."""
-    user, _ = current()
+    user = current_user()
     body = json_body(PhoneChangeStart)
     try:
         if normalize_phone(body.phone, settings().default_region) == user.phone:
@@ -132,8 +129,9 @@ def start_phone_change() -> Response:
 
 
 @bp.post("/phone/confirm")
+@authenticate(ACCOUNT_API)
 def confirm_phone_change() -> Response:
-    user, _ = current()
+    user = current_user()
     body = json_body(PhoneChangeConfirm)
     try:
         phone = verify_code(body.phone, body.code, PHONE_CHANGE)
@@ -152,8 +150,9 @@ def confirm_phone_change() -> Response:
 
 
 @bp.get("/sessions")
+@authenticate(ACCOUNT_API)
 def sessions() -> Response:
-    user, sid = current()
+    user, sid = current_user(), current_token().session_id
     rows = db.session.scalars(
         live_sessions_query(user.id).order_by(AuthSession.last_used_at.desc())
     ).all()
@@ -161,8 +160,9 @@ def sessions() -> Response:
 
 
 @bp.delete("/sessions/<uuid:session_id>")
+@authenticate(ACCOUNT_API)
 def end_session(session_id: uuid.UUID) -> tuple[str, int]:
-    user, sid = current()
+    user, sid = current_user(), current_token().session_id
     session = db.session.scalar(
         select(AuthSession).where(AuthSession.id == session_id, AuthSession.user_id == user.id)
     )
@@ -173,8 +173,9 @@ def end_session(session_id: uuid.UUID) -> tuple[str, int]:
 
 
 @bp.post("/sessions/end-others")
+@authenticate(ACCOUNT_API)
 def end_other_sessions() -> Response:
-    user, sid = current()
+    user, sid = current_user(), current_token().session_id
     ended = revoke_user_sessions(user.id, reason="ended_by_user", keep=sid)
     record_event(
         "session.revoked",
@@ -188,8 +189,9 @@ def end_other_sessions() -> Response:
 
 
 @bp.post("/logout")
+@authenticate(ACCOUNT_API)
 def logout() -> tuple[str, int]:
-    user, sid = current()
+    user, sid = current_user(), current_token().session_id
     session = db.session.get(AuthSession, sid)
     if session is not None:
         _end(session, user, "logout")

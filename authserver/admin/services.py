@@ -16,9 +16,6 @@ from authserver.context import passwords, settings
 from authserver.oauth.models import Client
 from authserver.oauth.sessions import revoke_user_sessions
 
-# The scope a client-credentials client needs (and its token must carry) for /admin.
-ADMIN_SCOPE = "authserver:admin"
-
 
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,12 +1,7 @@
-"""The admin API. Every route needs a Bearer access token of either
-
-- a user who holds the ``authserver.admin`` permission now (directly or through a
-  group; checked in the database, so taking the right away works at once), or
-- a client (client credentials) that is allowed the scope ``authserver:admin`` and whose
-  token carries it.
-
-No valid token: 401. A valid token without the right: 403. Every change is audited with
-the admin (user id or client id) as ``actor``; secrets never reach the audit log.
+"""The admin API. Every route is behind ``require_admin`` (authserver/admin/access.py:
+a token issued for ``{issuer}/admin``, an admin user signed in recently with a password,
+or an automation client). Every change is audited with the admin (user id or client id)
+as ``actor``; secrets never reach the audit log.
 """
 
 from __future__ import annotations
@@ -14,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +29,7 @@ from authserver.accounts.services import (
     serialize_user,
     username_taken,
 )
+from authserver.admin.access import actor, require_admin
 from authserver.admin.schemas import (
     AuditQuery,
     ClientCreate,
@@ -51,7 +47,6 @@ from authserver.admin.schemas import (
     UserUpdate,
 )
 from authserver.admin.services import (
-    ADMIN_SCOPE,
     audit_search,
     client_search,
     end_sessions,
@@ -65,7 +60,6 @@ from authserver.admin.services import (
 )
 from authserver.api import (
     ApiError,
-    access_token_claims,
     conflict,
     get_or_404,
     install,
@@ -103,38 +97,6 @@ install(bp)
 BUILTIN_GROUPS = (ADMIN_GROUP, REGULAR_GROUP)
 
 
-@bp.before_request
-def require_admin() -> None:
-    claims = access_token_claims()  # 401 without a valid token
-    if claims.get("sid"):
-        user = db.session.get(User, uuid.UUID(claims["sub"]))
-        if user is None or ADMIN_PERMISSION not in user.entitlements():
-            raise _forbidden(f"The user lacks the '{ADMIN_PERMISSION}' permission.")
-        g.admin = str(user.id)
-    else:
-        client = db.session.get(Client, claims["client_id"])
-        if (
-            client is None
-            or ADMIN_SCOPE not in client.allowed_scopes()
-            or ADMIN_SCOPE not in str(claims.get("scope", "")).split()
-        ):
-            raise _forbidden(f"The token lacks the scope '{ADMIN_SCOPE}'.")
-        g.admin = client.client_id
-
-
-def _forbidden(description: str) -> ApiError:
-    return ApiError(
-        403,
-        "insufficient_scope",
-        description,
-        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{ADMIN_SCOPE}"'},
-    )
-
-
-def actor() -> str:
-    return g.admin
-
-
 def _page(rows: list, limit: int, offset: int) -> tuple[list, int | None]:
     """The page and the offset of the next one (None on the last page); ``rows`` holds
     one row more than the page when there is a next page."""
@@ -160,6 +122,7 @@ def _user(user_id: uuid.UUID) -> User:
 
 
 @bp.get("/users")
+@require_admin
 def list_users() -> Response:
     params = query(UserQuery)
     rows = db.session.scalars(
@@ -170,6 +133,7 @@ def list_users() -> Response:
 
 
 @bp.post("/users")
+@require_admin
 def create_user_view() -> tuple[Response, int]:
     body = json_body(UserCreate)
     try:
@@ -207,11 +171,13 @@ def create_user_view() -> tuple[Response, int]:
 
 
 @bp.get("/users/<uuid:user_id>")
+@require_admin
 def get_user(user_id: uuid.UUID) -> Response:
     return jsonify(serialize_user(_user(user_id)))
 
 
 @bp.patch("/users/<uuid:user_id>")
+@require_admin
 def update_user(user_id: uuid.UUID) -> Response:
     user = _user(user_id)
     body = json_body(UserUpdate)
@@ -264,6 +230,7 @@ def update_user(user_id: uuid.UUID) -> Response:
 
 
 @bp.post("/users/<uuid:user_id>/block")
+@require_admin
 def block_user(user_id: uuid.UUID) -> Response:
     user = _user(user_id)
     if str(user.id) == actor():
@@ -274,6 +241,7 @@ def block_user(user_id: uuid.UUID) -> Response:
 
 
 @bp.post("/users/<uuid:user_id>/unblock")
+@require_admin
 def unblock_user(user_id: uuid.UUID) -> Response:
     user = _user(user_id)
     set_blocked(user, False, actor=actor())
@@ -282,6 +250,7 @@ def unblock_user(user_id: uuid.UUID) -> Response:
 
 
 @bp.put("/users/<uuid:user_id>/groups")
+@require_admin
 def set_user_groups(user_id: uuid.UUID) -> Response:
     user = _user(user_id)
     body = json_body(GroupsSet)
@@ -295,6 +264,7 @@ def set_user_groups(user_id: uuid.UUID) -> Response:
 
 
 @bp.put("/users/<uuid:user_id>/permissions")
+@require_admin
 def set_user_permissions(user_id: uuid.UUID) -> Response:
     user = _user(user_id)
     body = json_body(PermissionsSet)
@@ -318,12 +288,14 @@ def _group(group_id: int) -> Group:
 
 
 @bp.get("/groups")
+@require_admin
 def list_groups() -> Response:
     groups = db.session.scalars(select(Group).order_by(Group.name)).all()
     return jsonify(groups=[serialize_group(group) for group in groups])
 
 
 @bp.post("/groups")
+@require_admin
 def create_group() -> tuple[Response, int]:
     body = json_body(GroupCreate)
     if db.session.scalar(select(Group.id).where(Group.name == body.name)) is not None:
@@ -341,11 +313,13 @@ def create_group() -> tuple[Response, int]:
 
 
 @bp.get("/groups/<int:group_id>")
+@require_admin
 def get_group(group_id: int) -> Response:
     return jsonify(serialize_group(_group(group_id)))
 
 
 @bp.patch("/groups/<int:group_id>")
+@require_admin
 def update_group(group_id: int) -> Response:
     group = _group(group_id)
     body = json_body(GroupUpdate)
@@ -373,6 +347,7 @@ def update_group(group_id: int) -> Response:
 
 
 @bp.delete("/groups/<int:group_id>")
+@require_admin
 def delete_group(group_id: int) -> tuple[str, int]:
     group = _group(group_id)
     if group.name in BUILTIN_GROUPS:
@@ -389,12 +364,14 @@ def _permission(permission_id: int) -> Permission:
 
 
 @bp.get("/permissions")
+@require_admin
 def list_permissions() -> Response:
     rows = db.session.scalars(select(Permission).order_by(Permission.codename)).all()
     return jsonify(permissions=[serialize_permission(p) for p in rows])
 
 
 @bp.post("/permissions")
+@require_admin
 def create_permission() -> tuple[Response, int]:
     body = json_body(PermissionCreate)
     exists = select(Permission.id).where(Permission.codename == body.codename)
@@ -409,11 +386,13 @@ def create_permission() -> tuple[Response, int]:
 
 
 @bp.get("/permissions/<int:permission_id>")
+@require_admin
 def get_permission(permission_id: int) -> Response:
     return jsonify(serialize_permission(_permission(permission_id)))
 
 
 @bp.patch("/permissions/<int:permission_id>")
+@require_admin
 def update_permission(permission_id: int) -> Response:
     permission = _permission(permission_id)
     body = json_body(PermissionUpdate)
@@ -424,6 +403,7 @@ def update_permission(permission_id: int) -> Response:
 
 
 @bp.delete("/permissions/<int:permission_id>")
+@require_admin
 def delete_permission(permission_id: int) -> tuple[str, int]:
     permission = _permission(permission_id)
     if permission.codename == ADMIN_PERMISSION:
@@ -440,6 +420,7 @@ def _client(client_id: str) -> Client:
 
 
 @bp.get("/clients")
+@require_admin
 def list_clients() -> Response:
     params = query(ClientQuery)
     statement = client_search(params.q)
@@ -449,6 +430,7 @@ def list_clients() -> Response:
 
 
 @bp.post("/clients")
+@require_admin
 def create_client_view() -> tuple[Response, int]:
     """The secret is in this answer only; only its keyed hash is stored."""
     body = json_body(ClientCreate)
@@ -472,11 +454,13 @@ def create_client_view() -> tuple[Response, int]:
 
 
 @bp.get("/clients/<client_id>")
+@require_admin
 def get_client(client_id: str) -> Response:
     return jsonify(serialize_client(_client(client_id)))
 
 
 @bp.patch("/clients/<client_id>")
+@require_admin
 def update_client(client_id: str) -> Response:
     client = _client(client_id)
     body = json_body(ClientUpdate)
@@ -520,6 +504,7 @@ def update_client(client_id: str) -> Response:
 
 
 @bp.post("/clients/<client_id>/rotate-secret")
+@require_admin
 def rotate_client_secret(client_id: str) -> Response:
     """A new secret, shown in this answer only; the old one stops working at once."""
     client = _client(client_id)
@@ -544,23 +529,27 @@ def _set_active(client_id: str, active: bool) -> Response:
 
 
 @bp.post("/clients/<client_id>/disable")
+@require_admin
 def disable_client(client_id: str) -> Response:
     """The client can no longer authenticate; its tokens introspect inactive."""
     return _set_active(client_id, False)
 
 
 @bp.post("/clients/<client_id>/enable")
+@require_admin
 def enable_client(client_id: str) -> Response:
     return _set_active(client_id, True)
 
 
 # --- signing keys (the same services as `authserver keys ...`) -----------------------
 @bp.get("/keys")
+@require_admin
 def list_signing_keys() -> Response:
     return jsonify(keys=[describe_key(row) for row in list_keys()])
 
 
 @bp.post("/keys/rotate")
+@require_admin
 def rotate_keys() -> Response:
     body = json_body(KeyRotate)
     try:
@@ -570,6 +559,7 @@ def rotate_keys() -> Response:
 
 
 @bp.post("/keys/<kid>/revoke")
+@require_admin
 def revoke_signing_key(kid: str) -> Response:
     if len(kid) > 128 or db.session.get(SigningKey, kid) is None:
         raise not_found("key")
@@ -581,6 +571,7 @@ def revoke_signing_key(kid: str) -> Response:
 
 # --- audit log -----------------------------------------------------------------------
 @bp.get("/audit")
+@require_admin
 def audit_log() -> Response:
     """Newest first; filters combine. ``since`` is inclusive, ``until`` exclusive."""
     params = query(AuditQuery)

@@ -31,6 +31,7 @@ from authserver.audiences.models import (
     AudienceEncryptionKey,
     EncryptedAccessToken,
 )
+from authserver.audiences.own import own_api_named
 from authserver.audit import record_event
 from authserver.context import keyed_hash, keyring, settings
 from authserver.extensions import db, utcnow
@@ -236,6 +237,11 @@ def list_audiences() -> list[Audience]:
 
 
 def _refuse_default_audience(identifier: str) -> None:
+    if own_api_named(identifier) is not None:
+        raise InvalidIdentifier(
+            "This is the audience of one of authserver's own APIs (/account, /admin): "
+            "authserver reads these tokens itself, so they cannot be encrypted."
+        )
     if identifier == settings().audience:
         raise InvalidEncryptionKey(
             "This is authserver's own default audience (AUTHSERVER_ACCESS_TOKEN_AUDIENCE): "
@@ -369,13 +375,16 @@ def describe_audience(audience: Audience) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TokenTarget:
-    """The audience a token request asked for, and its active key if it has one."""
+    """The audience a token request asked for, and its active key if it has one.
+    ``scope``: for one of authserver's own APIs (audiences/own.py), the scope its tokens
+    carry."""
 
     identifier: str
     key_id: uuid.UUID | None = None
     kid: str | None = None
     alg: str | None = None
     jwk: dict[str, Any] | None = None
+    scope: str | None = None
 
 
 _TARGET = "authserver_token_target"
@@ -384,7 +393,8 @@ _TARGET = "authserver_token_target"
 def resolve_resource(values: list[str]) -> TokenTarget | None:
     """The audience named by a token request's ``resource`` values (RFC 8707), or None
     for the default audience (no ``resource``, or the default audience itself, whose
-    tokens are never encrypted). Raises UnknownResource."""
+    tokens are never encrypted). authserver's own APIs are audiences without a row.
+    Whether the client may ask for it is the grant's question. Raises UnknownResource."""
     if not values:
         return None
     if len(values) > 1:
@@ -392,6 +402,9 @@ def resolve_resource(values: list[str]) -> TokenTarget | None:
     value = values[0]
     if value == settings().audience:
         return None
+    own = own_api_named(value)
+    if own is not None:
+        return TokenTarget(own.identifier, scope=own.scope)
     if not value or len(value) > MAX_IDENTIFIER_LENGTH:
         raise UnknownResource("The resource is not a registered audience.")
     row = db.session.execute(

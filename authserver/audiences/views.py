@@ -9,7 +9,7 @@ import uuid
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import IntegrityError
 
-from authserver.admin.views import actor, require_admin
+from authserver.admin.access import actor, require_admin
 from authserver.api import ApiError, conflict, get_or_404, install, json_body
 from authserver.audiences.models import Audience
 from authserver.audiences.schemas import (
@@ -33,7 +33,6 @@ from authserver.openapi import api_errors, documented
 
 bp = Blueprint("audiences", __name__, url_prefix="/admin/audiences")
 install(bp)
-bp.before_request(require_admin)
 
 
 def _refused(error: AudienceError) -> ApiError:
@@ -56,6 +55,7 @@ def _commit() -> None:
 
 
 @bp.get("")
+@require_admin
 @documented(
     "List audiences",
     tags=["admin"],
@@ -67,6 +67,7 @@ def list_view() -> Response:
 
 
 @bp.post("")
+@require_admin
 @documented(
     "Register an audience",
     description="""
@@ -90,6 +91,7 @@ def create_view() -> tuple[Response, int]:
 
 
 @bp.get("/<uuid:audience_id>")
+@require_admin
 @documented(
     "Show an audience",
     tags=["admin"],
@@ -101,6 +103,7 @@ def get_view(audience_id: uuid.UUID) -> Response:
 
 
 @bp.put("/<uuid:audience_id>/encryption-key")
+@require_admin
 @documented(
     "Register or replace the audience's encryption key",
     description="""
@@ -125,6 +128,7 @@ def set_key_view(audience_id: uuid.UUID) -> Response:
 
 
 @bp.delete("/<uuid:audience_id>/encryption-key")
+@require_admin
 @documented(
     "Remove the audience's encryption key",
     description="From now on the audience gets plain signed tokens.",
@@ -140,6 +144,7 @@ def remove_key_view(audience_id: uuid.UUID) -> Response:
 
 
 @bp.delete("/<uuid:audience_id>")
+@require_admin
 @documented(
     "Delete an audience",
     description="""

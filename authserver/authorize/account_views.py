@@ -8,9 +8,10 @@ import re
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field
 
-from authserver.accounts.views import current
 from authserver.api import ApiError, install
+from authserver.audiences.own import ACCOUNT_API
 from authserver.authorize.consents import describe_consent, list_consents, withdraw_consent
+from authserver.bearer import authenticate, current_user
 from authserver.extensions import db
 from authserver.openapi import api_errors, documented
 
@@ -40,11 +41,11 @@ class ConsentWithdrawn(BaseModel):
 @documented(
     "The apps I allowed",
     tags=["account"],
-    responses={200: Consents, **api_errors(401, 403)},
-    security=["bearer"],
+    responses={200: Consents},
 )
+@authenticate(ACCOUNT_API)
 def consents() -> Response:
-    user, _ = current()
+    user = current_user()
     return jsonify(consents=[describe_consent(row) for row in list_consents(user.id)])
 
 
@@ -53,11 +54,11 @@ def consents() -> Response:
     "Withdraw what I allowed an app",
     description="The app asks again next time; its sessions (and so its tokens) end now.",
     tags=["account"],
-    responses={200: ConsentWithdrawn, **api_errors(401, 403, 404)},
-    security=["bearer"],
+    responses={200: ConsentWithdrawn, **api_errors(404)},
 )
+@authenticate(ACCOUNT_API)
 def withdraw(client_id: str) -> Response:
-    user, _ = current()
+    user = current_user()
     # Client ids are short printable text: anything else (a NUL would even break the
     # PostgreSQL query) names no consent.
     known = CLIENT_ID.fullmatch(client_id) is not None

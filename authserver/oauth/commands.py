@@ -28,7 +28,10 @@ clients = click.Group("clients", help="Manage OAuth clients.")
 )
 @click.option("--resource-server", is_flag=True, help="May introspect other clients' tokens.")
 @click.option(
-    "--first-party", is_flag=True, help="One of the platform's own apps (no consent screen)."
+    "--first-party",
+    is_flag=True,
+    help="One of the platform's own apps: no consent screen, and it may ask for tokens "
+    "for the account and admin APIs (resource={issuer}/account, {issuer}/admin).",
 )
 @click.option("--client-id", default=None, help="Choose the id instead of a random one.")
 @click.option(

@@ -7,7 +7,13 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
 from authserver.accounts.services import authenticate_password
-from authserver.audiences.services import UnknownResource, resolve_resource, use_token_target
+from authserver.audiences.own import own_api_named
+from authserver.audiences.services import (
+    UnknownResource,
+    resolve_resource,
+    token_target,
+    use_token_target,
+)
 from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -48,19 +54,31 @@ class ClientRulesMixin:
 
     def select_audience(self) -> None:
         """RFC 8707 ``resource``: the audience of the access token. None asks for the
-        default audience; otherwise one registered audience identifier."""
+        default audience; otherwise one registered audience identifier, or one of
+        authserver's own APIs, which only the clients it permits may ask for."""
         values = self.request.payload.datalist.get("resource") or []  # type: ignore[attr-defined]
         try:
-            use_token_target(resolve_resource(list(values)))
+            target = resolve_resource(list(values))
         except UnknownResource as error:
             raise InvalidTargetError(error.description) from None
+        own = own_api_named(target.identifier) if target and target.scope else None
+        if own is not None and not own.permits(self.request.client):  # type: ignore[attr-defined]
+            raise InvalidTargetError(
+                f"This client may not ask for tokens for {own.path}: it is neither "
+                f"first-party nor registered with the scope '{own.scope}'."
+            )
+        use_token_target(target)
 
     def validate_requested_scope(self) -> None:
         """A client may ask only for scopes it is allowed (RFC 6749 §5.2 invalid_scope)."""
         # An empty ``scope=`` asks for nothing in particular, as if omitted (as Authlib's
         # refresh grant already treats it): the client's allowed scopes.
         requested = set((self.request.payload.scope or "").split())  # type: ignore[attr-defined]
-        if requested and not requested <= self.request.client.allowed_scopes():  # type: ignore[attr-defined]
+        allowed = self.request.client.allowed_scopes()  # type: ignore[attr-defined]
+        target = token_target()
+        if target is not None and target.scope:  # an own API's scope comes with its audience
+            allowed = allowed | {target.scope}
+        if requested and not requested <= allowed:
             raise InvalidScopeError("The requested scope is not allowed for this client.")
 
 

@@ -194,9 +194,9 @@ class AuthorizationServerMetadata(BaseModel):
 
 
 class UserInfo(BaseModel):
-    """The token's user, in the OpenID Connect UserInfo shape. A token with the `openid`
-    scope gets the claims of its scopes only (OIDC Core §5.4: `profile`, `phone`,
-    `email`); other tokens get every claim below."""
+    """The token's user, in the OpenID Connect UserInfo shape: the claims of the token's
+    scopes (OIDC Core §5.4: `profile`, `phone`, `email`). A claim without a value is
+    left out, never sent as `null` or `""`."""
 
     sub: str
     preferred_username: str | None = None

@@ -72,6 +72,15 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         target = token_target()  # the RFC 8707 resource the grant accepted, if any
         return target.identifier if target else settings().audience
 
+    def get_allowed_scope(self, client: Client, scope: str | None) -> str:
+        """The client's scopes as asked for, and the scope of the own API (audiences/own.py)
+        the request asked for: without it the token would not open that API."""
+        allowed = super().get_allowed_scope(client, scope)
+        target = token_target()
+        if target is None or not target.scope:
+            return allowed
+        return " ".join(sorted({*allowed.split(), target.scope}))
+
     def get_jti(self, client, grant_type, user, scope) -> str:
         return secrets.token_urlsafe(16)
 

@@ -7,15 +7,11 @@ in the RFC 6749 §5.2 error shape.
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from authserver.accounts.models import User
-from authserver.accounts.services import serialize_user
 from authserver.authorize.claims import user_claims
+from authserver.bearer import BearerError, authenticate, current_token, current_user
 from authserver.context import settings
-from authserver.extensions import db
 from authserver.oauth.grants import AUTH_METHODS
 from authserver.oauth.schemas import (
     AuthorizationServerMetadata,
@@ -28,7 +24,6 @@ from authserver.oauth.schemas import (
     TokenResponse,
     UserInfo,
 )
-from authserver.oauth.tokens import InvalidAccessToken, verify_access_token
 from authserver.openapi import Reply, documented
 
 bp = Blueprint("oauth", __name__)
@@ -193,67 +188,31 @@ def metadata_document() -> dict:
     return body
 
 
-def bearer_claims(*, cookie: bool = False) -> dict:
-    """Claims of the request's Bearer access token, or raise InvalidAccessToken.
-
-    ``cookie``: also read a cookie named ``Authorization`` holding ``Bearer <token>``
-    (seed 004's apps send it that way)."""
-    header = request.headers.get("Authorization") or (
-        request.cookies.get("Authorization", "") if cookie else ""
+@bp.errorhandler(BearerError)
+def refused_token(error: BearerError) -> Response:
+    """Userinfo's refusals (OpenID Connect Core §5.3.3: RFC 6750's answers)."""
+    return oauth_error(
+        error.status,
+        error.body_error,
+        error.description,
+        headers={"WWW-Authenticate": error.challenge()},
     )
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise InvalidAccessToken("Missing Bearer token.")
-    return verify_access_token(value.strip())
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @documented(
-    "The token's user (OpenID Connect UserInfo shape)",
+    "The token's user (OpenID Connect UserInfo)",
+    description="""
+    For a user's access token with the scope `openid`, issued for any of authserver's
+    own audiences (the issuer, `{issuer}/account`, `{issuer}/admin`): the claims of its
+    scopes (`profile`, `phone`, `email`), as in its ID token. Claims without a value are
+    left out.
+    """,
     tags=["oauth"],
-    responses={
-        200: UserInfo,
-        401: Reply(
-            OAuthError,
-            "invalid_token: missing, invalid, expired or revoked access token.",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ),
-        403: Reply(OAuthError, "insufficient_scope: the token is not a user's."),
-    },
-    security=["bearer"],
+    responses={200: UserInfo},
 )
+@authenticate(None, scopes=["openid"])
 def userinfo() -> Response:
-    """OpenID Connect UserInfo shape for the token's user."""
-    try:
-        claims = bearer_claims()
-    except InvalidAccessToken as error:
-        response = jsonify(error="invalid_token", error_description=error.description)
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{error.description}"'
-        )
-        return response
-    if not claims.get("sid"):
-        return oauth_error(403, "insufficient_scope", "This token does not belong to a user.")
-    user = db.session.get(User, uuid.UUID(claims["sub"]))
-    if user is None:
-        return oauth_error(401, "invalid_token", "Unknown user.")
-    scope = str(claims.get("scope", ""))
-    if "openid" in scope.split():
-        # An OpenID Connect token: the claims of its scopes (OIDC Core §5.4), as in its
-        # ID token. Other tokens keep the full answer their apps were built on.
-        return jsonify(user_claims(user, scope))
-    profile = serialize_user(user)
-    return jsonify(
-        sub=profile["id"],
-        preferred_username=profile["username"],
-        name=" ".join(p for p in (user.first_name, user.last_name) if p),
-        given_name=user.first_name,
-        family_name=user.last_name,
-        email=user.email,
-        phone_number=user.phone,
-        phone_number_verified=False,
-        groups=profile["groups"],
-        entitlements=profile["permissions"],
-        updated_at=int(user.updated_at.timestamp()),
-    )
+    """OpenID Connect UserInfo for the token's user."""
+    token = current_token()
+    return jsonify(user_claims(current_user(), str(token.claims.get("scope", ""))))
