@@ -351,3 +351,32 @@ def test_metrics_count_otp_sends_blocks_and_429s(http):
     assert value(scrape(http), "authserver_otp_blocked_total", limit="rate_limit") == (
         value(after, "authserver_otp_blocked_total", limit="rate_limit") + 1
     )
+
+
+def test_limits_of_every_kind_apply_where_declared(tmp_path, keys_dir):
+    """The limiter's before-request check is skipped while no default, application or
+    blueprint limit exists (limits.rates.init_rates): a limit on a route is enforced
+    by its decorator, and a blueprint limit declared later turns the check back on."""
+    from flask import Blueprint
+
+    from authserver.limits import limiter
+
+    app = build_app(f"sqlite:///{tmp_path / 'l.db'}", keys_dir)
+    shared = Blueprint("limited_for_test", __name__)
+
+    # Named functions: Flask-Limiter tells decorated views apart by qualified name.
+    def page() -> str:
+        return "ok"
+
+    def route() -> str:
+        return "ok"
+
+    shared.add_url_rule("/bp-limited", "page", page)
+    app.register_blueprint(shared)
+    app.add_url_rule("/route-limited", "route", limiter.limit("1 per minute")(route))
+    http = app.test_client()
+    assert [http.get("/route-limited").status_code for _ in range(2)] == [200, 429]
+    assert [http.get("/bp-limited").status_code for _ in range(3)] == [200, 200, 200]
+    limiter.limit("2 per minute")(shared)
+    assert [http.get("/bp-limited").status_code for _ in range(3)] == [200, 200, 429]
+    assert http.get("/healthz").status_code == 200

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from authserver.limits.budgets import Budget, Budgets, LimiterUnavailable, budgets
-from authserver.limits.rates import limiter
+from authserver.limits.rates import init_rates, limiter
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -23,4 +23,4 @@ def init_app(app: Flask) -> None:
     """The app's own budget storage and the Flask-Limiter extension."""
     settings = app.extensions["authserver.settings"]
     app.extensions["authserver.budgets"] = Budgets.from_url(settings.ratelimit_storage_url)
-    limiter.init_app(app)
+    init_rates(app)

@@ -42,7 +42,10 @@ class AuthorizationServer(_AuthorizationServer):
             )
         # Read before the commit expires them: reading after would reload both rows.
         client_id, user_id = request.client.client_id, grantee and grantee.user.id
-        db.session.commit()
+        session = db.session()
+        # A client-credentials token reads and writes nothing: no empty commit for it.
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
         token_issued(request.payload.grant_type, client_id, user_id)
 
     def create_oauth2_request(self, request):

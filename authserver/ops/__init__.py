@@ -42,16 +42,35 @@ def _start_request() -> None:
     g.request_id = request_id_from(request.headers.get("X-Request-ID"))
 
 
+# The series of each (URL rule, method, status) seen, looked up once: prometheus-client's
+# ``labels()`` validates and locks on every call. Bounded like the label values.
+_series: dict[tuple[str, str, int], tuple] = {}
+
+
+def _request_series(endpoint: str, method: str, status: int) -> tuple:
+    series = _series.get((endpoint, method, status))
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(endpoint, method, str(status)),
+            HTTP_LATENCY.labels(endpoint, method),
+        )
+        _series[(endpoint, method, status)] = series
+    return series
+
+
 def _finish_request(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+    current = request._get_current_object()  # type: ignore[attr-defined]  (one proxy lookup)
     # The URL rule ("/oauth/token"), never the raw path: bounded label values.
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    method = request.method if request.method in METHODS else "other"
-    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(endpoint, method).observe(seconds)
-    if response.status_code == 429:
+    endpoint = current.url_rule.rule if current.url_rule else "unmatched"
+    method = current.method if current.method in METHODS else "other"
+    status = response.status_code
+    requests, latency = _request_series(endpoint, method, status)
+    requests.inc()
+    latency.observe(seconds)
+    if status == 429:
         RATE_LIMIT_HITS.labels(endpoint).inc()
     request_id = g.get("request_id") or request_id_from(None)
     response.headers["X-Request-ID"] = request_id
-    log_request(response, endpoint, seconds, quiet=request.endpoint in QUIET_ENDPOINTS)
+    log_request(response, endpoint, seconds, quiet=current.endpoint in QUIET_ENDPOINTS)
     return response
