@@ -7,9 +7,11 @@ import binascii
 from urllib.parse import unquote
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
+from flask import request as flask_request
 
 from authserver.audit import record_event
 from authserver.extensions import db
@@ -53,7 +55,7 @@ class AuthorizationServer(_AuthorizationServer):
         # built itself; everything else is the current Flask request.
         if isinstance(request, OAuth2Request):
             return request
-        return super().create_oauth2_request(request)
+        return FormRequest(flask_request._get_current_object())
 
     def authenticate_client(self, request, methods, endpoint="token"):
         basic_id = _basic_client_id(request.headers)
@@ -69,6 +71,33 @@ class AuthorizationServer(_AuthorizationServer):
             raise _client_authentication_failed() from None
         annotate_request(client_id=client.client_id)  # the access log names it
         return client
+
+
+class FormPayload(FlaskOAuth2Payload):
+    """Authlib's payload of a Flask request, reading the form directly when the URL has
+    no query: Authlib reads ``request.values`` (query and form merged), which Werkzeug
+    builds again at each of the ~8 reads per request. Same values either way."""
+
+    @property
+    def data(self):
+        request = self._request
+        return request.values if request.args else request.form
+
+
+class FormRequest(FlaskOAuth2Request):
+    """Authlib's request wrapper without the full URL it builds only to check the
+    transport (scheme and host: all ``InsecureTransportError`` looks at). The URL,
+    IRI-decoded, cost ~8% of a client-credentials request; nothing else reads it."""
+
+    def __init__(self, request: Request) -> None:
+        OAuth2Request.__init__(
+            self,
+            method=request.method,
+            uri=f"{request.scheme}://{request.host}{request.path}",
+            headers=request.headers,
+        )
+        self._request = request
+        self.payload = FormPayload(request)
 
 
 def _client_authentication_failed() -> InvalidClientError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,7 +12,6 @@ from typing import Any
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -25,6 +25,7 @@ from authserver.errors import AuthserverError, ServiceUnavailable
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
 from authserver.oauth.sessions import Device, issue_refresh_token, start_session
+from authserver.signing.keyring import Signer
 
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 MAX_TOKEN_LENGTH = 8192
@@ -62,11 +63,11 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
             expires_generator=lambda client, grant_type: ttl,
         )
 
-    def get_jwks(self) -> KeySet:
-        signing = keyring().snapshot().signing
-        if signing is None:
+    def signer(self) -> Signer:
+        signer = keyring().snapshot().signer
+        if signer is None:
             raise ServiceUnavailable("No active signing key: run `authserver keys ensure`.")
-        return signing
+        return signer
 
     def get_audiences(self, client: Client, user: Grantee | None, scope: str) -> str:
         target = token_target()  # the RFC 8707 resource the grant accepted, if any
@@ -114,12 +115,36 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
                 authenticated_at=user.authenticated_at,
                 browser_session_id=user.browser_session_id,
             )
-        signed = super().access_token_generator(client, grant_type, user, scope)
+        signed = self.signer().sign(self.claims(client, grant_type, user, scope), "at+jwt")
         target = token_target()
         if target is not None and target.key_id is not None:
             # The audience registered an encryption key: a nested JWT only it can open.
             return encrypt_access_token(target, signed)
         return signed
+
+    def claims(self, client: Client, grant_type: str, user: Grantee | None, scope: str) -> dict:
+        """RFC 9068 §2.2: the claims Authlib's ``access_token_generator`` writes, in its
+        order, through the same ``get_*`` methods; signed by the process's one signer
+        instead of a key set imported and searched per token."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "exp": now + self._get_expires_in(client, grant_type),
+            "client_id": client.get_client_id(),
+            "iat": now,
+            "jti": self.get_jti(client, grant_type, user, scope),
+            "scope": scope,
+            "sub": str(user.get_user_id()) if user else client.get_client_id(),
+            "aud": self.get_audiences(client, user, scope),
+        }
+        if auth_time := self.get_auth_time(user):
+            claims["auth_time"] = auth_time
+        if acr := self.get_acr(user):
+            claims["acr"] = acr
+        if amr := self.get_amr(user):
+            claims["amr"] = amr
+        claims.update(self.get_extra_claims(client, grant_type, user, scope))
+        return claims
 
     @staticmethod
     def new_refresh_token(client, grant_type, user: Grantee | None, scope) -> str | None:

@@ -13,6 +13,7 @@ clock-skew allowance verifiers grant.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Flask
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
@@ -52,11 +55,45 @@ def is_published(state: str, retired_at: datetime | None, now: datetime, window:
     return retired_at is not None and retired_at + timedelta(seconds=window) > now
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Signer:
+    """RS256 compact JWS (RFC 7515 §7.1) with one private key, built once per key: the
+    header is encoded once per ``typ``, each token costs a JSON dump and the RSA
+    signature. joserfc's ``jwt.encode`` checks and rebuilds all of that per token,
+    which is its job for arbitrary input; ours is fixed (alg RS256, our kid)."""
+
+    def __init__(self, key: RSAKey) -> None:
+        self.kid = key.kid
+        self._private = key.private_key
+        self._headers: dict[str, str] = {}
+
+    def sign(self, claims: dict, typ: str) -> str:
+        header = self._headers.get(typ)
+        if header is None:
+            header = _b64(_compact_json({"typ": typ, "alg": "RS256", "kid": self.kid}))
+            self._headers[typ] = header
+        signing_input = f"{header}.{_b64(_compact_json(claims))}"
+        signature = self._private.sign(signing_input.encode("ascii"), _PKCS1V15, _SHA256)
+        return f"{signing_input}.{_b64(signature)}"
+
+
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _compact_json(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 @dataclass(frozen=True)
 class KeySnapshot:
     version: tuple[tuple[str, str], ...]
     active_kid: str | None
     signing: KeySet | None  # only the active key: Authlib signs with a random key of a set
+    signer: Signer | None  # the same key, for access tokens (one per process and key)
     verifying: KeySet  # public halves of every published key
     jwks_body: bytes
     etag: str
@@ -125,11 +162,14 @@ class KeyRing:
             self._checked_at = time.monotonic()
             return
         active_kid = next((row.kid for row in published if row.state == "active"), None)
-        signing = None
+        signing = signer = None
         if active_kid is not None:
             active = db.session.get(SigningKey, active_kid)
             assert active is not None
             signing = KeySet([self.private_key(active)])
+            previous = current.signer if current is not None else None
+            signer = previous if previous and previous.kid == active_kid else None
+            signer = signer or Signer(self.private_key(active))
         public = [RSAKey.import_key(dict(row.public_jwk)) for row in published]
         body = json.dumps(
             {"keys": [key.as_dict(private=False) for key in public]}, separators=(",", ":")
@@ -139,6 +179,7 @@ class KeyRing:
             version=version,
             active_kid=active_kid,
             signing=signing,
+            signer=signer,
             verifying=KeySet(public),
             jwks_body=body,
             etag=hashlib.sha256(body).hexdigest()[:32],
