@@ -228,6 +228,14 @@ class Settings:
         "how stale a process's copy of a client may be: a client disabled or given a new "
         "secret elsewhere is refused here within this time. 0: no cache",
     )
+    revocation_cache_seconds: int = setting(
+        1,
+        "how stale a process's view of revocations may be: a token revoked, a session "
+        "ended, a user blocked or a client disabled by another process or instance reads "
+        "as such here within this time (at once in the process that did it); each process "
+        "checks one number in the database this often instead of querying per token. "
+        "0: query per token",
+    )
     key_prepublish_seconds: int = setting(
         900,
         "how long a `next` key is published before `keys rotate` may promote it (must "

@@ -92,11 +92,15 @@ def server_app(database_url, keys_dir):
 
 
 def wipe(app) -> None:
-    """Empty every table but the signing keys (generating RSA keys per test is slow)."""
+    """Empty every table but the signing keys (generating RSA keys per test is slow) and
+    the revocation generation."""
     from authserver.extensions import db
 
     with app.app_context():
-        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name != "signing_keys"]
+        # The revocation generation's one row stays too: without it nothing is cached
+        # (authserver/oauth/revocation.py), and the tests would not exercise the cache.
+        kept = {"signing_keys", "revocation_state"}
+        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name not in kept]
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:

@@ -198,3 +198,58 @@ def test_parallel_revocations_of_one_access_token_all_succeed(
         thread.join(timeout=90)
     assert statuses == [200] * 8
     assert not active(app.test_client(), app_client, token)
+
+
+def test_revocations_reach_another_instance_within_the_cache_time(
+    app, http, app_client, make_client, user, password_login, database_url, keys_dir
+):
+    """Each process answers "is this token revoked?" from memory and re-reads one number
+    (the revocation generation) every AUTHSERVER_REVOCATION_CACHE_SECONDS: a token
+    revoked, a session ended, a user blocked or a client disabled on one instance reads
+    as such on the process that did it at once, and on another within that time."""
+    import time
+    import uuid
+
+    from authserver.accounts.models import User
+    from authserver.extensions import db
+    from authserver.oauth.models import Client
+    from tests.conftest import build_app
+
+    elsewhere = build_app(database_url, keys_dir, revocation_cache_seconds="1")
+    there = elsewhere.test_client()
+    observer = make_client(grant_types=("client_credentials",), resource_server=True)
+    first, second, third = (password_login() for _ in range(3))
+    service = http.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers=app_client.basic
+    ).json["access_token"]
+    tokens = [first["access_token"], second["access_token"], third["access_token"], service]
+    # Both instances have seen every token standing (and remember it).
+    assert all(active(http, observer, t) for t in tokens)
+    assert all(active(there, observer, t) for t in tokens)
+
+    # An access token revoked here: at once here, within the bound there.
+    assert revoke(http, app_client, first["access_token"]).status_code == 200
+    assert not active(http, observer, first["access_token"])
+    time.sleep(1.1)
+    assert not active(there, observer, first["access_token"])
+    assert active(there, observer, second["access_token"])
+
+    # A session ended there (its refresh token revoked): here within the bound.
+    assert revoke(there, app_client, second["refresh_token"]).status_code == 200
+    assert not active(there, observer, second["access_token"])
+    time.sleep(1.1)
+    assert not active(http, observer, second["access_token"])
+    assert active(http, observer, third["access_token"])
+
+    # The user blocked, then the client disabled, there, by any writer (here the ORM).
+    with elsewhere.app_context():
+        db.session.get(User, uuid.UUID(user)).is_blocked = True
+        db.session.commit()
+    time.sleep(1.1)
+    assert not active(http, observer, third["access_token"])
+    assert active(http, observer, service)
+    with elsewhere.app_context():
+        db.session.get(Client, app_client.client_id).is_active = False
+        db.session.commit()
+    time.sleep(1.1)
+    assert not active(http, observer, service)

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, Uuid, false
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authserver.accounts.models import User
@@ -172,3 +172,14 @@ class RevokedAccessToken(db.Model):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RevocationState(db.Model):
+    """One row whose ``generation`` moves whenever an access token may have stopped
+    standing: bumped by database triggers (migration 0007), read by each process's
+    revocation cache (authserver/oauth/revocation.py)."""
+
+    __tablename__ = "revocation_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)

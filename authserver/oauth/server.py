@@ -20,6 +20,7 @@ from authserver.oauth.clients import ClientCache
 from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.grants import ClientCredentialsGrant, PasswordGrant, RefreshTokenGrant
 from authserver.oauth.models import Client
+from authserver.oauth.revocation import RevocationCache
 from authserver.oauth.tokens import AccessTokenGenerator, Grantee
 from authserver.ops import token_issued
 from authserver.otp.grant import OtpGrant
@@ -125,6 +126,10 @@ def _basic_client_id(headers) -> str | None:
 def create_authorization_server(app: Flask) -> AuthorizationServer:
     settings = app.extensions["authserver.settings"]
     app.extensions["authserver.client_cache"] = ClientCache(settings.client_cache_seconds)
+    revocations = RevocationCache(settings.revocation_cache_seconds)
+    with app.app_context():
+        revocations.watch(db.engine)
+    app.extensions["authserver.revocation_cache"] = revocations
     server = AuthorizationServer()
     server.init_app(app)
     # After init_app, which installs a default opaque-token generator of its own.

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
-from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -186,53 +186,11 @@ def decode_access_token(value: str) -> dict[str, Any]:
     return token.claims
 
 
-# Built once and run on the connection: every introspection and every resource request
-# served here runs one of these, and building an ORM query per call cost more CPU than
-# the database's answer (0.5 ms against 0.1 ms, measured).
-_JTI_REVOKED = (
-    select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists()
-)
-_SESSION_TOKEN_STATE = (
-    select(
-        _JTI_REVOKED.label("jti_revoked"),
-        AuthSession.revoked_at,
-        AuthSession.expires_at,
-        User.is_active.label("user_active"),
-        User.is_blocked,
-        Client.is_active.label("client_active"),
-    )
-    .join(User, User.id == AuthSession.user_id)
-    .join(Client, Client.client_id == AuthSession.client_id)
-    .where(AuthSession.id == bindparam("sid"))
-)
-_CLIENT_TOKEN_STATE = select(
-    _JTI_REVOKED.label("jti_revoked"), Client.is_active.label("client_active")
-).where(Client.client_id == bindparam("client_id"))
-
-
 def access_token_revoked(claims: dict[str, Any]) -> bool:
     """Revoked itself, or its session ended, or its user was blocked or its client
-    deactivated since it was issued. One query, one round trip."""
-    connection = db.session.connection()
-    sid = claims.get("sid")
-    if not sid:
-        row = connection.execute(
-            _CLIENT_TOKEN_STATE, {"jti": claims["jti"], "client_id": claims["client_id"]}
-        ).first()
-        return row is None or row.jti_revoked or not row.client_active
-    row = connection.execute(
-        _SESSION_TOKEN_STATE, {"jti": claims["jti"], "sid": _uuid(sid)}
-    ).first()
-    if row is None:
-        return True
-    return (
-        row.jti_revoked
-        or row.revoked_at is not None
-        or row.expires_at <= utcnow()
-        or not row.user_active
-        or row.is_blocked
-        or not row.client_active
-    )
+    deactivated since it was issued (authserver/oauth/revocation.py: no round trip for
+    a token seen lately)."""
+    return current_app.extensions["authserver.revocation_cache"].revoked(claims)
 
 
 def revoke_access_token(claims: dict[str, Any]) -> None:
@@ -251,13 +209,6 @@ def revoke_access_token(claims: dict[str, Any]) -> None:
         )
         .on_conflict_do_nothing(index_elements=["jti"])
     )
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return uuid.UUID(int=0)
 
 
 def verify_access_token(value: str) -> dict[str, Any]:
