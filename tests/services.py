@@ -48,8 +48,11 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yield a SQLAlchemy URL of an empty database on a private PostgreSQL server."""
+def postgres_server(*, durable: bool = False) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of an empty database on a private PostgreSQL server.
+
+    Tests run it without fsync (fast); ``durable``: PostgreSQL's defaults (every commit
+    waits for its WAL flush), as the benchmark and production run it."""
     if os.environ.get("AUTHSERVER_TEST_DATABASE_URL"):
         yield os.environ["AUTHSERVER_TEST_DATABASE_URL"]
         return
@@ -77,10 +80,9 @@ def postgres_server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = (
-        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-    )
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c max_connections=100"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         _as_server_user(
             [
