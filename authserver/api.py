@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from authserver.bearer import BearerError
-from authserver.errors import RateLimited
+from authserver.errors import Conflict, InvalidField, NotFound, RateLimited
 from authserver.extensions import db
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -135,6 +135,22 @@ def install(bp: Blueprint) -> None:
                 headers={"WWW-Authenticate": error.challenge()},
             )
         )
+
+    @bp.errorhandler(InvalidField)
+    def invalid_field(error: InvalidField) -> Response:
+        db.session.rollback()
+        fields = {error.field: [error.description]}
+        return error_response(ApiError(400, error.error, error.description, fields=fields))
+
+    @bp.errorhandler(Conflict)
+    def conflicting(error: Conflict) -> Response:
+        db.session.rollback()
+        return error_response(conflict(error.description, error.field))
+
+    @bp.errorhandler(NotFound)
+    def missing(error: NotFound) -> Response:
+        db.session.rollback()
+        return error_response(not_found(error.what))
 
     @bp.errorhandler(RateLimited)
     def rate_limited(error: RateLimited) -> Response:

@@ -86,6 +86,30 @@ class SmsDeliveryFailed(ServiceUnavailable):
     description = "The SMS could not be sent; try again shortly."
 
 
+class InvalidField(AuthserverError):
+    """One input is refused (400): ``field`` names it; ``error`` is the code."""
+
+    def __init__(self, field: str, description: str, error: str = "invalid_request") -> None:
+        super().__init__(description)
+        self.field, self.error = field, error
+
+
+class Conflict(AuthserverError):
+    """The request clashes with the current state (409), e.g. a phone number taken."""
+
+    def __init__(self, description: str, field: str | None = None) -> None:
+        super().__init__(description)
+        self.field = field
+
+
+class NotFound(AuthserverError):
+    """No such thing (404); ``what`` names it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"No such {what}.")
+        self.what = what
+
+
 def register_error_handlers(app: Flask) -> None:
     """Every failure outside the OAuth endpoints answers JSON, never an HTML page."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from authserver.otp import OTP_GRANT_TYPE
@@ -207,7 +209,11 @@ def sms_http(app, database_url, keys_dir, gateway):
 def test_phone_change_needs_a_code_sent_to_the_new_number(sms_http, gateway, app_client, user):
     tokens = login(sms_http, app_client)
     me = bearer(tokens["access_token"])
-    started = sms_http.post("/account/phone", json={"phone": "06 98 76 54 32"}, headers=me)
+    started = sms_http.post(
+        "/account/phone",
+        json={"phone": "06 98 76 54 32", "current_password": PASSWORD},
+        headers=me,
+    )
     assert started.status_code == 200, started.json
     assert started.json["phone"] == NEW_PHONE and "code" not in started.json
     code = gateway.last_code(NEW_PHONE)
@@ -249,13 +255,18 @@ def test_phone_change_refusals(sms_http, gateway, app_client, user, make_user):
     make_user(NEW_PHONE)
     me = bearer(login(sms_http, app_client)["access_token"])
     for phone in ("not a phone", "+33 1 23 45 67 89"):  # a landline cannot get an SMS
-        response = sms_http.post("/account/phone", json={"phone": phone}, headers=me)
+        response = sms_http.post(
+            "/account/phone", json={"phone": phone, "current_password": PASSWORD}, headers=me
+        )
         assert response.status_code == 400 and "phone" in response.json["fields"]
-    same = sms_http.post("/account/phone", json={"phone": PHONE}, headers=me)
+    same = sms_http.post(
+        "/account/phone", json={"phone": PHONE, "current_password": PASSWORD}, headers=me
+    )
     assert same.status_code == 400
 
     # A number another account holds: told only once the code proves it is held.
-    assert sms_http.post("/account/phone", json={"phone": NEW_PHONE}, headers=me).status_code \
+    assert sms_http.post("/account/phone", json={"phone": NEW_PHONE,
+                         "current_password": PASSWORD}, headers=me).status_code \
         == 200  # fmt: skip
     taken = sms_http.post(
         "/account/phone/confirm",
@@ -266,19 +277,19 @@ def test_phone_change_refusals(sms_http, gateway, app_client, user, make_user):
     assert sms_http.get("/account/profile", headers=me).json["phone"] == PHONE
 
 
-def test_sms_sign_up_sets_a_first_password_without_a_current_one(sms_http, gateway, make_client):
+def test_sms_sign_up_sets_a_first_password_with_a_code_to_its_phone(
+    sms_http, gateway, make_client, time_machine
+):
+    time_machine.move_to(datetime.now(UTC))
     client = make_client(grant_types=(OTP_GRANT_TYPE, "password", "refresh_token"),
                          first_party=True)  # fmt: skip
-    assert sms_http.post("/oauth/otp", data={"phone": NEW_PHONE}).status_code == 200
-    tokens = sms_http.post(
-        "/oauth/token",
-        data={"grant_type": OTP_GRANT_TYPE, "phone": NEW_PHONE,
-              "otp": gateway.last_code(NEW_PHONE), "resource": ACCOUNT},
-        headers=client.basic,
-    ).json  # fmt: skip
+    tokens = sms_sign_up(sms_http, gateway, client)
+    time_machine.shift(61)  # the sign-up code's resend cooldown
+    assert sms_http.post("/account/code", headers=bearer(tokens["access_token"])).status_code \
+        == 200  # fmt: skip
     response = sms_http.post(
         "/account/password",
-        json={"new_password": "my first password"},
+        json={"new_password": "my first password", "current_code": gateway.last_code(NEW_PHONE)},
         headers=bearer(tokens["access_token"]),
     )
     assert response.status_code == 200, response.json
@@ -290,3 +301,141 @@ def test_sms_sign_up_sets_a_first_password_without_a_current_one(sms_http, gatew
         headers=bearer(tokens["access_token"]),
     )
     assert again.status_code == 400 and "current_password" in again.json["fields"]
+
+
+# --- usernames never collide with phones (issue #14 item 2) ------------------------------
+VICTIM_PHONE = "+33612555001"
+
+
+@pytest.mark.parametrize("username", ["+33612555001", "0612555001", "06-12-55-50-01"])
+def test_a_phone_shaped_username_is_refused(http, user, me, username):
+    response = http.patch("/account/profile", json={"username": username}, headers=me)
+    assert response.status_code == 400, response.json
+    assert "username" in response.json["fields"]
+
+
+def test_keeping_ones_own_phone_username_is_no_change(http, user, me):
+    response = http.patch("/account/profile", json={"username": PHONE}, headers=me)
+    assert response.status_code == 200 and response.json["username"] == PHONE
+
+
+def test_a_recycled_number_signs_up_by_code(sms_http, gateway, app, make_user):
+    # The number's previous holder moved to another number and kept their username (the
+    # old number, derived at their own sign-up): the new holder's sign-up must not 500.
+    import uuid as uuid_module
+
+    from authserver.accounts.models import User
+    from authserver.extensions import db
+
+    previous = make_user(VICTIM_PHONE)
+    with app.app_context():
+        db.session.get(User, uuid_module.UUID(previous)).phone = "+33612555999"
+        db.session.commit()
+    assert sms_http.post("/accounts/login/", json={"phone": VICTIM_PHONE}).status_code == 200
+    verified = sms_http.post(
+        "/accounts/verify/", json={"phone": VICTIM_PHONE, "code": gateway.last_code(VICTIM_PHONE)}
+    )
+    assert verified.status_code == 200, verified.json
+    assert verified.json["phone"] == VICTIM_PHONE
+    assert verified.json["username"] != VICTIM_PHONE  # taken: another one was chosen
+    assert verified.json["id"] != previous
+
+
+def test_an_imported_phone_shaped_username_does_not_block_an_otp_sign_up(
+    sms_http, gateway, make_user, make_client
+):
+    make_user("+33655555555", username=VICTIM_PHONE)  # e.g. imported from Django as it was
+    client = make_client(grant_types=(OTP_GRANT_TYPE,), first_party=True)
+    assert sms_http.post("/oauth/otp", data={"phone": VICTIM_PHONE}).status_code == 200
+    response = sms_http.post(
+        "/oauth/token",
+        data={"grant_type": OTP_GRANT_TYPE, "phone": VICTIM_PHONE,
+              "otp": gateway.last_code(VICTIM_PHONE)},
+        headers=client.basic,
+    )  # fmt: skip
+    assert response.status_code == 200, response.json
+
+
+# --- account changes need the account holder (issue #14) ---------------------------------
+def test_a_phone_change_needs_the_current_password(sms_http, gateway, app_client, user):
+    me = bearer(login(sms_http, app_client)["access_token"])
+    for body, status in (
+        ({"phone": NEW_PHONE}, 400),
+        ({"phone": NEW_PHONE, "current_password": "not the password"}, 400),
+    ):
+        refused = sms_http.post("/account/phone", json=body, headers=me)
+        assert refused.status_code == status, refused.json
+        assert "current_password" in refused.json["fields"]
+    assert [d.json["to"] for d in gateway.delivered] == []  # no code went out
+    started = sms_http.post(
+        "/account/phone", json={"phone": NEW_PHONE, "current_password": PASSWORD}, headers=me
+    )
+    assert started.status_code == 200, started.json
+
+
+def test_a_phone_change_tells_the_old_phone_and_ends_the_other_sessions(
+    sms_http, gateway, app_client, user
+):
+    other = login(sms_http, app_client)
+    mine = login(sms_http, app_client)
+    me = bearer(mine["access_token"])
+    started = sms_http.post(
+        "/account/phone", json={"phone": NEW_PHONE, "current_password": PASSWORD}, headers=me
+    )
+    assert started.status_code == 200, started.json
+    confirmed = sms_http.post(
+        "/account/phone/confirm",
+        json={"phone": NEW_PHONE, "code": gateway.last_code(NEW_PHONE)},
+        headers=me,
+    )
+    assert confirmed.status_code == 200, confirmed.json
+    told = [d.json for d in gateway.delivered if d.json["to"] == PHONE]
+    assert len(told) == 1 and "changed" in told[0]["message"]
+    assert refresh(sms_http, app_client, other["refresh_token"]).json["error"] == "invalid_grant"
+    assert sms_http.get("/account/profile", headers=bearer(other["access_token"])).status_code \
+        == 401  # fmt: skip
+    assert sms_http.get("/account/profile", headers=me).status_code == 200
+
+
+def sms_sign_up(sms_http, gateway, client, phone=NEW_PHONE) -> dict:
+    assert sms_http.post("/oauth/otp", data={"phone": phone}).status_code == 200
+    response = sms_http.post(
+        "/oauth/token",
+        data={"grant_type": OTP_GRANT_TYPE, "phone": phone, "otp": gateway.last_code(phone),
+              "resource": ACCOUNT},
+        headers=client.basic,
+    )  # fmt: skip
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_without_a_password_a_fresh_code_to_the_current_phone_is_needed(
+    sms_http, gateway, make_client, time_machine
+):
+    time_machine.move_to(datetime.now(UTC))
+    client = make_client(grant_types=(OTP_GRANT_TYPE, "refresh_token"), first_party=True)
+    me = bearer(sms_sign_up(sms_http, gateway, client)["access_token"])
+    other_phone = "+33677777777"
+    refused = sms_http.post("/account/phone", json={"phone": other_phone}, headers=me)
+    assert refused.status_code == 400 and "current_code" in refused.json["fields"]
+    refused = sms_http.post("/account/password", json={"new_password": "x" * 12}, headers=me)
+    assert refused.status_code == 400 and "current_code" in refused.json["fields"]
+
+    time_machine.shift(61)  # the sign-up code's resend cooldown
+    sent = sms_http.post("/account/code", headers=me)
+    assert sent.status_code == 200, sent.json
+    assert sent.json["phone"] == NEW_PHONE
+    code = gateway.last_code(NEW_PHONE)
+    wrong = sms_http.post(
+        "/account/phone", json={"phone": other_phone, "current_code": "000000"}, headers=me
+    )
+    assert wrong.status_code == 400 and "current_code" in wrong.json["fields"]
+    started = sms_http.post(
+        "/account/phone", json={"phone": other_phone, "current_code": code}, headers=me
+    )
+    assert started.status_code == 200, started.json
+    # A code proves the holder once.
+    again = sms_http.post(
+        "/account/password", json={"new_password": "x" * 12, "current_code": code}, headers=me
+    )
+    assert again.status_code == 400 and "current_code" in again.json["fields"]

@@ -858,3 +858,13 @@ def test_keys_list_rotate_revoke(key_app):
     events = http.get("/admin/audit?limit=200", headers=signed_by_new).json["events"]
     actions = {(e["event"], e["actor"]) for e in events}
     assert {("key.rotated", admin_id), ("key.revoked", admin_id)} <= actions
+
+
+@pytest.mark.parametrize("username", ["+33612555001", "0612555001"])
+def test_a_phone_shaped_username_is_refused(http, admin, user, username):
+    created = http.post(
+        "/admin/users", json={"phone": "+33612555002", "username": username}, headers=admin
+    )
+    assert created.status_code == 400 and "username" in created.json["fields"], created.json
+    changed = http.patch(f"/admin/users/{user}", json={"username": username}, headers=admin)
+    assert changed.status_code == 400 and "username" in changed.json["fields"], changed.json

@@ -101,7 +101,8 @@ def test_events_are_recorded_and_hold_no_secret(
     http.patch("/account/profile", json={"first_name": "Ada"}, headers=me)
     assert http.post("/account/password", json={"current_password": PASSWORD,
                      "new_password": NEW_PASSWORD}, headers=me).status_code == 200  # fmt: skip
-    http.post("/account/phone", json={"phone": NEW_PHONE}, headers=me)
+    http.post("/account/phone", json={"phone": NEW_PHONE, "current_password": NEW_PASSWORD},
+              headers=me)  # fmt: skip
     code = gateway.last_code(NEW_PHONE)
     secrets_used.append(code)
     assert http.post("/account/phone/confirm", json={"phone": NEW_PHONE, "code": code},

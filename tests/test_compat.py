@@ -248,3 +248,24 @@ def test_users_import_command(tmp_path, keys_dir):
         [*cli, "users", "import", str(tmp_path / "cli.db")], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1 and "error" in json.loads(bad.stderr)
+
+
+def test_seed004_profile_update_is_audited_like_account_profile(app, http, user):
+    from sqlalchemy import select
+
+    from authserver.audit import AuditEvent
+    from authserver.extensions import db
+
+    tokens = http.post("/api/auth/login/", json={"phone": "0612975634", "password": PASSWORD})
+    auth = {"Authorization": f"Bearer {tokens.json['access']}"}
+    updated = http.patch(
+        "/accounts/profile/update/", json={"fullname": "Ada Lovelace"}, headers=auth
+    )
+    assert updated.status_code == 200, updated.json
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "profile.updated")
+        ).all()
+        assert [(e.actor, e.details["fields"]) for e in events] == [
+            (user, ["first_name", "last_name"])
+        ]

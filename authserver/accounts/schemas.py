@@ -46,15 +46,37 @@ class ProfileUpdate(Schema):
     email: Email | None = None
 
 
-class PasswordChange(Schema):
-    """``current_password`` is required unless the account has no password yet."""
+CurrentPassword = Annotated[
+    str | None,
+    Field(default=None, max_length=1024, description="The account's current password."),
+]
+CurrentCode = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=32,
+        description="For an account without a password: the code `POST /account/code` "
+        "sent to its current phone.",
+    ),
+]
 
-    current_password: str | None = Field(default=None, max_length=1024)
+
+class PasswordChange(Schema):
+    """The account holder proves it: ``current_password``, or for an account without
+    one, ``current_code``. Every other session ends."""
+
+    current_password: CurrentPassword = None
+    current_code: CurrentCode = None
     new_password: NewPassword
 
 
 class PhoneChangeStart(Schema):
+    """The new number gets a code once the holder proves it (``current_password``, or
+    ``current_code`` for an account without a password)."""
+
     phone: Phone
+    current_password: CurrentPassword = None
+    current_code: CurrentCode = None
 
 
 class PhoneChangeConfirm(Schema):

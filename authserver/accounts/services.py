@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from typing import Any
 
@@ -18,14 +20,23 @@ from authserver.accounts.models import (
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
 from authserver.audit import record_event
 from authserver.context import passwords, settings
-from authserver.errors import AccountDisabled, InvalidCredentials, TooManyFailedLogins
+from authserver.errors import (
+    AccountDisabled,
+    Conflict,
+    InvalidCredentials,
+    InvalidField,
+    TooManyFailedLogins,
+)
 from authserver.extensions import db
 from authserver.limits.logins import LoginAttempt
 from authserver.net import client_ip
+from authserver.oauth.sessions import revoke_user_sessions
 
 ADMIN_GROUP = "Admin User"
 REGULAR_GROUP = "Regular User"
 ADMIN_PERMISSION = "authserver.admin"
+# Only digits and the signs numbers are written with: what a phone number looks like.
+PHONE_SHAPED = re.compile(r"[\d+().\s-]+")
 
 
 _USER_ID = bindparam("user_id", type_=Uuid)
@@ -129,7 +140,7 @@ def create_user(
     check_account_type(account_type)
     user = User(
         phone=e164,
-        username=username or e164,
+        username=username or _username_for(e164),
         email=email or None,
         first_name=first_name,
         last_name=last_name,
@@ -215,42 +226,56 @@ def phone_taken(phone: str, *, other_than: User | None = None) -> bool:
     return db.session.scalar(query) is not None
 
 
-def change_password(
-    user: User, current: str | None, new: str, *, keep_session: uuid.UUID | None
-) -> int:
-    """Set a new password and end every other session of the user; returns how many.
+def check_current_password(user: User, password: str | None) -> None:
+    """The account holder's current password, before a sensitive change. Wrong answers
+    count against the same failed-login budgets as the password grant, so a stolen
+    access token does not open unlimited guessing. Raises InvalidField (wrong or
+    missing) or TooManyFailedLogins."""
+    if not password:
+        raise InvalidField("current_password", "This field is required.")
+    attempt = LoginAttempt.of(user.phone, client_ip())
+    attempt.begin()
+    if user.password_hash is None or not passwords().verify(user.password_hash, password):
+        record_event(
+            "password.check",
+            outcome="failure",
+            actor=str(user.id),
+            user_id=user.id,
+            reason="invalid_current_password",
+        )
+        db.session.commit()  # the refusal rolls the request back: keep the record
+        raise InvalidField("current_password", "The current password is wrong.")
+    attempt.succeeded()
 
-    ``current`` must match unless the account has no password yet (an SMS sign-up).
-    Wrong answers count against the same failed-login budgets as the password grant, so
-    a stolen access token does not open unlimited guessing. Raises InvalidCredentials or
-    TooManyFailedLogins; the caller commits."""
-    from authserver.oauth.sessions import revoke_user_sessions
 
-    had_password = user.password_hash is not None
-    if had_password:
-        attempt = LoginAttempt.of(user.phone, client_ip())
-        attempt.begin()
-        if not isinstance(current, str) or not passwords().verify(user.password_hash, current):
-            record_event(
-                "password.changed",
-                outcome="failure",
-                actor=str(user.id),
-                user_id=user.id,
-                reason="invalid_current_password",
-            )
-            db.session.commit()
-            raise InvalidCredentials("The current password is wrong.")
-        attempt.succeeded()
-    user.password_hash = passwords().hash(new)
-    ended = revoke_user_sessions(user.id, reason="password_changed", keep=keep_session)
-    record_event(
-        "password.changed",
-        actor=str(user.id),
-        user_id=user.id,
-        sessions_revoked=len(ended),
-        had_password=had_password,
-    )
-    return len(ended)
+def set_password(
+    user: User, password: str, *, reason: str, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Set the password and end every session of the user but ``keep``: the one place a
+    password changes (self-service, admin, reset by code; each records its own event).
+    Returns the ids of the sessions ended."""
+    user.password_hash = passwords().hash(password)
+    return revoke_user_sessions(user.id, reason=reason, keep=keep)
+
+
+def check_username(username: str, user: User | None = None) -> None:
+    """A username never looks like a phone number: sign-up by phone derives usernames
+    from numbers, and a number must not be claimable by someone else first. The user's
+    own, unchanged, passes. Raises InvalidField, Conflict."""
+    if user is not None and username == user.username:
+        return
+    if PHONE_SHAPED.fullmatch(username):
+        raise InvalidField("username", "A username cannot look like a phone number.")
+    if username_taken(username, other_than=user):
+        raise Conflict("This username is taken.", "username")
+
+
+def _username_for(phone: str) -> str:
+    """The number itself, unless an account already has it as its username (the previous
+    holder of a recycled number, a user imported with it): then a generated one."""
+    if not username_taken(phone):
+        return phone
+    return f"user-{secrets.token_hex(6)}"
 
 
 def get_or_create_group(name: str) -> Group:

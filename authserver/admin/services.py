@@ -3,6 +3,7 @@ acting admin (a user id or a client id) and is committed by the view."""
 
 from __future__ import annotations
 
+import uuid
 from contextlib import suppress
 from typing import Any
 
@@ -11,8 +12,9 @@ from sqlalchemy.orm import selectinload
 
 from authserver.accounts.models import Group, Permission, User
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.services import set_password
 from authserver.audit import AuditEvent, record_event
-from authserver.context import passwords, settings
+from authserver.context import settings
 from authserver.oauth.models import Client
 from authserver.oauth.sessions import revoke_user_sessions
 
@@ -51,7 +53,11 @@ def client_search(q: str | None) -> Select:
 
 
 def end_sessions(user: User, *, actor: str, reason: str) -> int:
-    ended = revoke_user_sessions(user.id, reason=reason)
+    return _recorded(user, revoke_user_sessions(user.id, reason=reason), actor, reason)
+
+
+def _recorded(user: User, ended: list[uuid.UUID], actor: str, reason: str) -> int:
+    """Audit the sessions an admin's action ended; returns how many."""
     if ended:
         record_event(
             "session.revoked",
@@ -76,9 +82,10 @@ def set_blocked(user: User, blocked: bool, *, actor: str) -> int:
     return ended
 
 
-def set_password(user: User, password: str, *, actor: str) -> int:
-    user.password_hash = passwords().hash(password)
-    return end_sessions(user, actor=actor, reason="password_set_by_admin")
+def set_user_password(user: User, password: str, *, actor: str) -> int:
+    """An admin sets the password: every session of the user ends."""
+    reason = "password_set_by_admin"
+    return _recorded(user, set_password(user, password, reason=reason), actor, reason)
 
 
 def serialize_group(group: Group) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from authserver.accounts.services import (
     InvalidAccountType,
     UnknownNames,
     check_account_type,
+    check_username,
     create_user,
     groups_named,
     permissions_coded,
     phone_taken,
     serialize_user,
-    username_taken,
 )
 from authserver.admin.access import actor, require_admin
 from authserver.admin.schemas import (
@@ -55,7 +55,7 @@ from authserver.admin.services import (
     serialize_group,
     serialize_permission,
     set_blocked,
-    set_password,
+    set_user_password,
     user_search,
 )
 from authserver.api import (
@@ -142,8 +142,8 @@ def create_user_view() -> tuple[Response, int]:
         raise invalid("phone", "This is not a valid phone number.") from None
     if phone_taken(phone):
         raise conflict("Another account uses this phone number.", "phone")
-    if body.username and username_taken(body.username):
-        raise conflict("This username is taken.", "username")
+    if body.username:
+        check_username(body.username)
     try:
         groups = groups_named(body.groups)
         permissions = permissions_coded(body.permissions)
@@ -197,8 +197,7 @@ def update_user(user_id: uuid.UUID) -> Response:
     if "username" in given:
         if not body.username:
             raise invalid("username", "A username cannot be empty.")
-        if username_taken(body.username, other_than=user):
-            raise conflict("This username is taken.", "username")
+        check_username(body.username, user)
         change("username", body.username)
     if "phone" in given:
         try:
@@ -221,7 +220,7 @@ def update_user(user_id: uuid.UUID) -> Response:
         if not body.is_active:
             end_sessions(user, actor=actor(), reason="deactivated")
     if "password" in given and body.password is not None:
-        set_password(user, body.password, actor=actor())
+        set_user_password(user, body.password, actor=actor())
         changed.append("password")  # the name only, never the value
     if changed:
         record_event("user.updated", actor=actor(), user_id=user.id, fields=sorted(changed))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from authserver.accounts.models import User
 from authserver.accounts.phones import InvalidPhoneNumber
+from authserver.accounts.self_service import update_profile
 from authserver.accounts.services import serialize_user
 from authserver.audiences.own import ACCOUNT_API
 from authserver.bearer import BearerError, authenticate, current_user
@@ -400,7 +401,7 @@ def seed004_profile_update():
     user = current_user()
     body = parse(ProfileUpdate)
     first, _, last = body.fullname.strip().partition(" ")
-    user.first_name, user.last_name = first[:150], last.strip()[:150]
+    update_profile(user, {"first_name": first, "last_name": last.strip()})
     db.session.commit()
     return jsonify(profile_of(user))
 

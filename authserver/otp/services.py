@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver.accounts.models import User
 from authserver.accounts.phones import normalize_phone
-from authserver.accounts.services import create_user, refuse_disabled
+from authserver.accounts.services import create_user, refuse_disabled, set_password
 from authserver.audit import record_event
-from authserver.context import keyed_hash, passwords, settings
+from authserver.context import keyed_hash, settings
 from authserver.errors import (
     AccountDisabled,
     InvalidOtp,
@@ -41,8 +41,6 @@ from authserver.extensions import db, utcnow
 from authserver.limits.budgets import Budget, budgets
 from authserver.limits.logins import forget_failures, phone_key
 from authserver.net import client_ip
-from authserver.oauth.models import AuthSession
-from authserver.oauth.sessions import revoke_session
 from authserver.ops.metrics import (
     OTP_BLOCKED,
     OTP_SEND_FAILURES,
@@ -57,12 +55,17 @@ PASSWORD_RESET = "password_reset"
 PURPOSES = (LOGIN, PASSWORD_RESET)  # what POST /oauth/otp may ask for
 # Asked for by a signed-in user only (POST /account/phone), for the new number.
 PHONE_CHANGE = "phone_change"
+# Asked for by a signed-in user without a password (POST /account/code), sent to the
+# account's current number: it proves a sensitive change is the holder's.
+ACCOUNT_CHANGE = "account_change"
 CODE_DIGITS = 6
 MESSAGES = {
     LOGIN: "Your sign-in code is {code}. It expires in {minutes} min. Never share it.",
     PASSWORD_RESET: "Your password reset code is {code}. It expires in {minutes} min.",
     PHONE_CHANGE: "Your code to confirm this new phone number is {code}. "
     "It expires in {minutes} min.",
+    ACCOUNT_CHANGE: "Your code to confirm a change to your account is {code}. "
+    "It expires in {minutes} min. Never share it.",
 }
 
 
@@ -146,6 +149,12 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
         retry_after=budgets().wait(wanted),
         code=code if s.otp_expose_code else None,
     )
+
+
+def send_notice(phone: str, message: str, *, reference: str) -> None:
+    """Tell a number something (no code, no budget: only the server decides to, after a
+    change the holder confirmed). Raises SmsDeliveryFailed."""
+    sms_sender().send(phone, message, reference=reference)
 
 
 def verify_code(phone_text: str, code: str, purpose: str) -> str:
@@ -241,21 +250,11 @@ def reset_password(phone_text: str, code: str, new_password: str) -> int:
         record_event("password.reset", outcome="failure", user_id=user.id, reason="disabled")
         db.session.commit()
         raise AccountDisabled()
-    user.password_hash = passwords().hash(new_password)
-    now = utcnow()
-    live = db.session.scalars(
-        select(AuthSession).where(
-            AuthSession.user_id == user.id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-        )
-    ).all()
-    for session in live:
-        revoke_session(session, reason="password_reset")
-    record_event("password.reset", actor=str(user.id), user_id=user.id, sessions_revoked=len(live))
+    ended = set_password(user, new_password, reason="password_reset")
+    record_event("password.reset", actor=str(user.id), user_id=user.id, sessions_revoked=len(ended))
     db.session.commit()
     forget_failures(phone)
-    return len(live)
+    return len(ended)
 
 
 def _code_hash(challenge_id: uuid.UUID, code: str) -> bytes:
