@@ -29,6 +29,7 @@ from authserver.bearer import authenticate, current_token, current_user
 from authserver.extensions import db
 from authserver.oauth.models import AuthSession
 from authserver.oauth.sessions import describe_session, live_sessions_query
+from authserver.openapi import api_errors, documented
 from authserver.otp.services import CodeSent
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -56,12 +57,23 @@ def _commit(what: str, field: str) -> None:
 
 @bp.get("/profile")
 @authenticate(ACCOUNT_API)
+@documented(
+    "My profile",
+    tags=["account"],
+    responses={200: "The seed user object."},
+)
 def profile() -> Response:
     return jsonify(serialize_user(current_user()))
 
 
 @bp.patch("/profile")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Change my names, username or email",
+    tags=["account"],
+    body=ProfileUpdate,
+    responses={200: "My profile as it is now.", **api_errors(400, 409, 415)},
+)
 def update_profile() -> Response:
     user = current_user()
     body = json_body(ProfileUpdate)
@@ -72,6 +84,11 @@ def update_profile() -> Response:
 
 @bp.post("/code")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Send a code to my current phone",
+    tags=["account"],
+    responses={200: "Sent (`code` only with AUTHSERVER_OTP_EXPOSE_CODE).", **api_errors(429, 503)},
+)
 def send_code() -> Response:
     """Send a code to my current phone: what an account without a password gives as
     `current_code` to change its password or phone number."""
@@ -80,6 +97,12 @@ def send_code() -> Response:
 
 @bp.post("/password")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Change my password",
+    tags=["account"],
+    body=PasswordChange,
+    responses={200: "Changed; every other session ended.", **api_errors(400, 415, 429)},
+)
 def password() -> Response:
     body = json_body(PasswordChange)
     ended = self_service.change_password(
@@ -95,6 +118,12 @@ def password() -> Response:
 
 @bp.post("/phone")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Start changing my phone number",
+    tags=["account"],
+    body=PhoneChangeStart,
+    responses={200: "A code went to the new number.", **api_errors(400, 415, 429, 503)},
+)
 def start_phone_change() -> Response:
     """Send a code to the new number; ``/account/phone/confirm`` completes the change."""
     body = json_body(PhoneChangeStart)
@@ -109,6 +138,12 @@ def start_phone_change() -> Response:
 
 @bp.post("/phone/confirm")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Confirm my new phone number",
+    tags=["account"],
+    body=PhoneChangeConfirm,
+    responses={200: "My profile with the new number.", **api_errors(400, 409, 415)},
+)
 def confirm_phone_change() -> Response:
     """The new number becomes mine; my other sessions end; the old number is told."""
     user = current_user()
@@ -120,6 +155,11 @@ def confirm_phone_change() -> Response:
 
 @bp.get("/sessions")
 @authenticate(ACCOUNT_API)
+@documented(
+    "My signed-in devices",
+    tags=["account"],
+    responses={200: "My live sessions, `current` marking this one."},
+)
 def sessions() -> Response:
     user, sid = current_user(), current_token().session_id
     rows = db.session.scalars(
@@ -130,6 +170,11 @@ def sessions() -> Response:
 
 @bp.delete("/sessions/<uuid:session_id>")
 @authenticate(ACCOUNT_API)
+@documented(
+    "End one of my sessions",
+    tags=["account"],
+    responses={204: "Ended.", **api_errors(404)},
+)
 def end_session(session_id: uuid.UUID) -> tuple[str, int]:
     self_service.end_session(current_user(), session_id, current=current_token().session_id)
     db.session.commit()
@@ -138,6 +183,11 @@ def end_session(session_id: uuid.UUID) -> tuple[str, int]:
 
 @bp.post("/sessions/end-others")
 @authenticate(ACCOUNT_API)
+@documented(
+    "End my other sessions",
+    tags=["account"],
+    responses={200: "How many ended."},
+)
 def end_other_sessions() -> Response:
     ended = self_service.end_other_sessions(current_user(), keep=current_token().session_id)
     db.session.commit()
@@ -146,6 +196,11 @@ def end_other_sessions() -> Response:
 
 @bp.post("/logout")
 @authenticate(ACCOUNT_API)
+@documented(
+    "Sign out (end this session)",
+    tags=["account"],
+    responses={204: "Ended."},
+)
 def logout() -> tuple[str, int]:
     sid = current_token().session_id
     assert sid is not None  # authenticate(ACCOUNT_API) lets only users' tokens through

@@ -1,7 +1,8 @@
 """The admin API. Every route is behind ``require_admin`` (authserver/admin/access.py:
 a token issued for ``{issuer}/admin``, an admin user signed in recently with a password,
-or an automation client). Every change is audited with the admin (user id or client id)
-as ``actor``; secrets never reach the audit log.
+or an automation client). The views only translate HTTP: the rules, and the audit
+event of every change (naming the admin as ``actor``; never a secret), are in
+authserver/admin/services.py.
 """
 
 from __future__ import annotations
@@ -14,21 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from authserver.accounts.models import Group, Permission, User
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
-from authserver.accounts.services import (
-    ADMIN_GROUP,
-    ADMIN_PERMISSION,
-    REGULAR_GROUP,
-    InvalidAccountType,
-    UnknownNames,
-    check_account_type,
-    check_username,
-    create_user,
-    groups_named,
-    permissions_coded,
-    phone_taken,
-    serialize_user,
-)
+from authserver.accounts.services import serialize_user
+from authserver.admin import services
 from authserver.admin.access import actor, require_admin
 from authserver.admin.schemas import (
     AuditQuery,
@@ -49,38 +37,19 @@ from authserver.admin.schemas import (
 from authserver.admin.services import (
     audit_search,
     client_search,
-    end_sessions,
+    find,
     serialize_client,
     serialize_event,
     serialize_group,
     serialize_permission,
     set_blocked,
-    set_user_password,
     user_search,
 )
-from authserver.api import (
-    ApiError,
-    conflict,
-    get_or_404,
-    install,
-    invalid,
-    json_body,
-    not_found,
-    query,
-)
-from authserver.audit import record_event
-from authserver.context import settings
+from authserver.api import ApiError, conflict, install, json_body, not_found, query
 from authserver.extensions import db
-from authserver.oauth.clients import (
-    ClientError,
-    check_client_rules,
-    check_redirect_rules,
-    create_client,
-    new_client_secret,
-    normalize_scope,
-    registered_uris,
-)
+from authserver.oauth.clients import ClientError, create_client, new_client_secret
 from authserver.oauth.models import Client
+from authserver.openapi import api_errors, documented
 from authserver.signing.models import SigningKey
 from authserver.signing.services import (
     KeyOperationError,
@@ -94,7 +63,20 @@ from authserver.signing.services import (
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 install(bp)
 
-BUILTIN_GROUPS = (ADMIN_GROUP, REGULAR_GROUP)
+
+def admin_operation(
+    summary: str, ok: int = 200, *errors: int, body: Any = None, params: Any = None
+):
+    """The route's OpenAPI entry: its success and failures (401/403 come from
+    ``require_admin``)."""
+    text = {200: "Done: the resource as it is now.", 201: "Created.", 204: "Done."}[ok]
+    return documented(
+        summary,
+        tags=["admin"],
+        body=body,
+        query=params,
+        responses={ok: text, **api_errors(*errors)},
+    )
 
 
 def _page(rows: list, limit: int, offset: int) -> tuple[list, int | None]:
@@ -112,17 +94,10 @@ def _commit(what: str, field: str | None = None) -> None:
         raise conflict(f"{what} already exists.", field) from None
 
 
-def _unknown(error: UnknownNames) -> ApiError:
-    return invalid(error.kind, f"Unknown: {', '.join(error.names)}.")
-
-
 # --- users ---------------------------------------------------------------------------
-def _user(user_id: uuid.UUID) -> User:
-    return get_or_404(User, user_id, "user")
-
-
 @bp.get("/users")
 @require_admin
+@admin_operation("List users", 200, 400, params=UserQuery)
 def list_users() -> Response:
     params = query(UserQuery)
     rows = db.session.scalars(
@@ -134,115 +109,48 @@ def list_users() -> Response:
 
 @bp.post("/users")
 @require_admin
+@admin_operation("Create a user", 201, 400, 409, 415, body=UserCreate)
 def create_user_view() -> tuple[Response, int]:
     body = json_body(UserCreate)
-    try:
-        phone = normalize_phone(body.phone, settings().default_region)
-    except InvalidPhoneNumber:
-        raise invalid("phone", "This is not a valid phone number.") from None
-    if phone_taken(phone):
-        raise conflict("Another account uses this phone number.", "phone")
-    if body.username:
-        check_username(body.username)
-    try:
-        groups = groups_named(body.groups)
-        permissions = permissions_coded(body.permissions)
-    except UnknownNames as error:
-        raise _unknown(error) from None
-    try:
-        user = create_user(
-            phone,
-            body.password,
-            email=body.email or None,
-            first_name=body.first_name,
-            last_name=body.last_name,
-            account_type=body.account_type,
-            username=body.username,
-            groups=[g.name for g in groups],
-            admin=body.admin,
-        )
-    except InvalidAccountType as error:
-        raise invalid("account_type", str(error)) from None
-    user.permissions = list(dict.fromkeys([*user.permissions, *permissions]))
-    db.session.flush()
-    record_event("user.created", actor=actor(), user_id=user.id, admin=body.admin)
+    user = services.add_user(body.model_dump(), actor=actor())
     _commit("A user with this phone number or username", "phone")
     return jsonify(serialize_user(user)), 201
 
 
 @bp.get("/users/<uuid:user_id>")
 @require_admin
+@admin_operation("A user", 200, 404)
 def get_user(user_id: uuid.UUID) -> Response:
-    return jsonify(serialize_user(_user(user_id)))
+    return jsonify(serialize_user(find(User, user_id, "user")))
 
 
 @bp.patch("/users/<uuid:user_id>")
 @require_admin
+@admin_operation("Change a user", 200, 400, 404, 409, 415, body=UserUpdate)
 def update_user(user_id: uuid.UUID) -> Response:
-    user = _user(user_id)
+    user = find(User, user_id, "user")
     body = json_body(UserUpdate)
-    given = body.model_fields_set
-    changed: list[str] = []
-
-    def change(name: str, value: Any) -> None:
-        if getattr(user, name) != value:
-            setattr(user, name, value)
-            changed.append(name)
-
-    for name in ("first_name", "last_name"):
-        if name in given:
-            change(name, getattr(body, name) or "")
-    if "email" in given:
-        change("email", body.email or None)
-    if "username" in given:
-        if not body.username:
-            raise invalid("username", "A username cannot be empty.")
-        check_username(body.username, user)
-        change("username", body.username)
-    if "phone" in given:
-        try:
-            phone = normalize_phone(body.phone or "", settings().default_region)
-        except InvalidPhoneNumber:
-            raise invalid("phone", "This is not a valid phone number.") from None
-        if phone_taken(phone, other_than=user):
-            raise conflict("Another account uses this phone number.", "phone")
-        change("phone", phone)
-    if "account_type" in given:
-        try:
-            check_account_type(body.account_type or "")
-        except InvalidAccountType as error:
-            raise invalid("account_type", str(error)) from None
-        change("account_type", body.account_type)
-    if "is_active" in given:
-        if body.is_active is None:
-            raise invalid("is_active", "Give true or false.")
-        change("is_active", body.is_active)
-        if not body.is_active:
-            end_sessions(user, actor=actor(), reason="deactivated")
-    if "password" in given and body.password is not None:
-        set_user_password(user, body.password, actor=actor())
-        changed.append("password")  # the name only, never the value
-    if changed:
-        record_event("user.updated", actor=actor(), user_id=user.id, fields=sorted(changed))
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    services.update_user(user, changes, actor=actor())
     _commit("A user with this phone number or username", "username")
     return jsonify(serialize_user(user))
 
 
 @bp.post("/users/<uuid:user_id>/block")
 @require_admin
+@admin_operation("Block a user (every session ends at once)", 200, 404, 409)
 def block_user(user_id: uuid.UUID) -> Response:
-    user = _user(user_id)
-    if str(user.id) == actor():
-        raise conflict("You cannot block yourself.")
-    ended = set_blocked(user, True, actor=actor())
+    user = find(User, user_id, "user")
+    ended = services.block_user(user, actor=actor())
     db.session.commit()
     return jsonify(user=serialize_user(user), sessions_revoked=ended)
 
 
 @bp.post("/users/<uuid:user_id>/unblock")
 @require_admin
+@admin_operation("Unblock a user", 200, 404)
 def unblock_user(user_id: uuid.UUID) -> Response:
-    user = _user(user_id)
+    user = find(User, user_id, "user")
     set_blocked(user, False, actor=actor())
     db.session.commit()
     return jsonify(user=serialize_user(user), sessions_revoked=0)
@@ -250,44 +158,28 @@ def unblock_user(user_id: uuid.UUID) -> Response:
 
 @bp.put("/users/<uuid:user_id>/groups")
 @require_admin
+@admin_operation("Set a user's groups", 200, 400, 404, 415, body=GroupsSet)
 def set_user_groups(user_id: uuid.UUID) -> Response:
-    user = _user(user_id)
-    body = json_body(GroupsSet)
-    try:
-        user.groups = groups_named(body.groups)
-    except UnknownNames as error:
-        raise _unknown(error) from None
-    record_event("user.groups_set", actor=actor(), user_id=user.id, groups=user.group_names())
+    user = find(User, user_id, "user")
+    services.set_user_groups(user, json_body(GroupsSet).groups, actor=actor())
     db.session.commit()
     return jsonify(serialize_user(user))
 
 
 @bp.put("/users/<uuid:user_id>/permissions")
 @require_admin
+@admin_operation("Set a user's own permissions", 200, 400, 404, 415, body=PermissionsSet)
 def set_user_permissions(user_id: uuid.UUID) -> Response:
-    user = _user(user_id)
-    body = json_body(PermissionsSet)
-    try:
-        user.permissions = permissions_coded(body.permissions)
-    except UnknownNames as error:
-        raise _unknown(error) from None
-    record_event(
-        "user.permissions_set",
-        actor=actor(),
-        user_id=user.id,
-        permissions=sorted(p.codename for p in user.permissions),
-    )
+    user = find(User, user_id, "user")
+    services.set_user_permissions(user, json_body(PermissionsSet).permissions, actor=actor())
     db.session.commit()
     return jsonify(serialize_user(user))
 
 
 # --- groups --------------------------------------------------------------------------
-def _group(group_id: int) -> Group:
-    return get_or_404(Group, group_id, "group")
-
-
 @bp.get("/groups")
 @require_admin
+@admin_operation("List groups")
 def list_groups() -> Response:
     groups = db.session.scalars(select(Group).order_by(Group.name)).all()
     return jsonify(groups=[serialize_group(group) for group in groups])
@@ -295,75 +187,45 @@ def list_groups() -> Response:
 
 @bp.post("/groups")
 @require_admin
+@admin_operation("Create a group", 201, 400, 409, 415, body=GroupCreate)
 def create_group() -> tuple[Response, int]:
     body = json_body(GroupCreate)
-    if db.session.scalar(select(Group.id).where(Group.name == body.name)) is not None:
-        raise conflict("A group with this name already exists.", "name")
-    try:
-        permissions = permissions_coded(body.permissions)
-    except UnknownNames as error:
-        raise _unknown(error) from None
-    group = Group(name=body.name, permissions=permissions)
-    db.session.add(group)
-    db.session.flush()
-    record_event("group.created", actor=actor(), group=group.name, permissions=body.permissions)
+    group = services.add_group(body.name, body.permissions, actor=actor())
     _commit("A group with this name", "name")
     return jsonify(serialize_group(group)), 201
 
 
 @bp.get("/groups/<int:group_id>")
 @require_admin
+@admin_operation("A group", 200, 404)
 def get_group(group_id: int) -> Response:
-    return jsonify(serialize_group(_group(group_id)))
+    return jsonify(serialize_group(find(Group, group_id, "group")))
 
 
 @bp.patch("/groups/<int:group_id>")
 @require_admin
+@admin_operation("Rename a group or set its permissions", 200, 400, 404, 409, 415, body=GroupUpdate)
 def update_group(group_id: int) -> Response:
-    group = _group(group_id)
+    group = find(Group, group_id, "group")
     body = json_body(GroupUpdate)
-    before = group.name
-    if body.name is not None and body.name != group.name:
-        if group.name in BUILTIN_GROUPS:
-            raise conflict(f"The built-in group '{group.name}' cannot be renamed.", "name")
-        if db.session.scalar(select(Group.id).where(Group.name == body.name)) is not None:
-            raise conflict("A group with this name already exists.", "name")
-        group.name = body.name
-    if body.permissions is not None:
-        try:
-            group.permissions = permissions_coded(body.permissions)
-        except UnknownNames as error:
-            raise _unknown(error) from None
-    record_event(
-        "group.updated",
-        actor=actor(),
-        group=group.name,
-        previous_name=before,
-        permissions=[p.codename for p in group.permissions],
-    )
+    services.update_group(group, body.name, body.permissions, actor=actor())
     _commit("A group with this name", "name")
     return jsonify(serialize_group(group))
 
 
 @bp.delete("/groups/<int:group_id>")
 @require_admin
+@admin_operation("Delete a group", 204, 404, 409)
 def delete_group(group_id: int) -> tuple[str, int]:
-    group = _group(group_id)
-    if group.name in BUILTIN_GROUPS:
-        raise conflict(f"The built-in group '{group.name}' cannot be deleted.")
-    record_event("group.deleted", actor=actor(), group=group.name)
-    db.session.delete(group)
+    services.delete_group(find(Group, group_id, "group"), actor=actor())
     db.session.commit()
     return "", 204
 
 
 # --- permissions ---------------------------------------------------------------------
-def _permission(permission_id: int) -> Permission:
-    return get_or_404(Permission, permission_id, "permission")
-
-
 @bp.get("/permissions")
 @require_admin
+@admin_operation("List permissions")
 def list_permissions() -> Response:
     rows = db.session.scalars(select(Permission).order_by(Permission.codename)).all()
     return jsonify(permissions=[serialize_permission(p) for p in rows])
@@ -371,55 +233,48 @@ def list_permissions() -> Response:
 
 @bp.post("/permissions")
 @require_admin
+@admin_operation("Create a permission", 201, 400, 409, 415, body=PermissionCreate)
 def create_permission() -> tuple[Response, int]:
     body = json_body(PermissionCreate)
-    exists = select(Permission.id).where(Permission.codename == body.codename)
-    if db.session.scalar(exists) is not None:
-        raise conflict("A permission with this codename already exists.", "codename")
-    permission = Permission(codename=body.codename, name=body.name)
-    db.session.add(permission)
-    db.session.flush()
-    record_event("permission.created", actor=actor(), codename=body.codename)
+    permission = services.add_permission(body.codename, body.name, actor=actor())
     _commit("A permission with this codename", "codename")
     return jsonify(serialize_permission(permission)), 201
 
 
 @bp.get("/permissions/<int:permission_id>")
 @require_admin
+@admin_operation("A permission", 200, 404)
 def get_permission(permission_id: int) -> Response:
-    return jsonify(serialize_permission(_permission(permission_id)))
+    return jsonify(serialize_permission(find(Permission, permission_id, "permission")))
 
 
 @bp.patch("/permissions/<int:permission_id>")
 @require_admin
+@admin_operation("Rename a permission", 200, 400, 404, 415, body=PermissionUpdate)
 def update_permission(permission_id: int) -> Response:
-    permission = _permission(permission_id)
-    body = json_body(PermissionUpdate)
-    permission.name = body.name
-    record_event("permission.updated", actor=actor(), codename=permission.codename)
+    permission = find(Permission, permission_id, "permission")
+    services.rename_permission(permission, json_body(PermissionUpdate).name, actor=actor())
     db.session.commit()
     return jsonify(serialize_permission(permission))
 
 
 @bp.delete("/permissions/<int:permission_id>")
 @require_admin
+@admin_operation("Delete a permission", 204, 404, 409)
 def delete_permission(permission_id: int) -> tuple[str, int]:
-    permission = _permission(permission_id)
-    if permission.codename == ADMIN_PERMISSION:
-        raise conflict(f"'{ADMIN_PERMISSION}' cannot be deleted.")
-    record_event("permission.deleted", actor=actor(), codename=permission.codename)
-    db.session.delete(permission)
+    services.delete_permission(find(Permission, permission_id, "permission"), actor=actor())
     db.session.commit()
     return "", 204
 
 
 # --- OAuth clients -------------------------------------------------------------------
 def _client(client_id: str) -> Client:
-    return get_or_404(Client, client_id, "client")
+    return find(Client, client_id, "client")
 
 
 @bp.get("/clients")
 @require_admin
+@admin_operation("List OAuth clients", 200, 400, params=ClientQuery)
 def list_clients() -> Response:
     params = query(ClientQuery)
     statement = client_search(params.q)
@@ -430,6 +285,8 @@ def list_clients() -> Response:
 
 @bp.post("/clients")
 @require_admin
+@admin_operation("Register an OAuth client (its secret is in this answer only)", 201, 400, 415,
+                 body=ClientCreate)  # fmt: skip
 def create_client_view() -> tuple[Response, int]:
     """The secret is in this answer only; only its keyed hash is stored."""
     body = json_body(ClientCreate)
@@ -454,56 +311,28 @@ def create_client_view() -> tuple[Response, int]:
 
 @bp.get("/clients/<client_id>")
 @require_admin
+@admin_operation("An OAuth client", 200, 404)
 def get_client(client_id: str) -> Response:
     return jsonify(serialize_client(_client(client_id)))
 
 
 @bp.patch("/clients/<client_id>")
 @require_admin
+@admin_operation("Change an OAuth client", 200, 400, 404, 415, body=ClientUpdate)
 def update_client(client_id: str) -> Response:
     client = _client(client_id)
     body = json_body(ClientUpdate)
-    grant_types = body.grant_types if body.grant_types is not None else client.grant_types.split()
-    resource_server = (
-        body.resource_server if body.resource_server is not None else client.is_resource_server
-    )
     try:
-        check_client_rules(grant_types, public=client.is_public, resource_server=resource_server)
-        scope = normalize_scope(body.scope) if body.scope is not None else client.scope
-        redirects = (
-            registered_uris(body.redirect_uris)
-            if body.redirect_uris is not None
-            else client.redirect_uris
-        )
-        check_redirect_rules(grant_types, redirects)
-        logout_redirects = (
-            registered_uris(body.post_logout_redirect_uris)
-            if body.post_logout_redirect_uris is not None
-            else client.post_logout_redirect_uris
-        )
+        services.update_client(client, body.model_dump(), actor=actor())
     except ClientError as error:
         raise ApiError(400, "invalid_client_metadata", str(error)) from None
-    changes: dict[str, Any] = {
-        "name": body.name if body.name is not None else client.name,
-        "grant_types": " ".join(dict.fromkeys(grant_types)),
-        "scope": scope,
-        "is_resource_server": resource_server,
-        "first_party": body.first_party if body.first_party is not None else client.first_party,
-        "is_active": body.is_active if body.is_active is not None else client.is_active,
-        "redirect_uris": redirects,
-        "post_logout_redirect_uris": logout_redirects,
-    }
-    changed = sorted(name for name, value in changes.items() if getattr(client, name) != value)
-    for name in changed:
-        setattr(client, name, changes[name])
-    if changed:
-        record_event("client.updated", actor=actor(), client_id=client.client_id, fields=changed)
     db.session.commit()
     return jsonify(serialize_client(client))
 
 
 @bp.post("/clients/<client_id>/rotate-secret")
 @require_admin
+@admin_operation("A new client secret (the old one stops working at once)", 200, 404, 409)
 def rotate_client_secret(client_id: str) -> Response:
     """A new secret, shown in this answer only; the old one stops working at once."""
     client = _client(client_id)
@@ -515,40 +344,37 @@ def rotate_client_secret(client_id: str) -> Response:
     return jsonify({**serialize_client(client), "client_secret": secret})
 
 
-def _set_active(client_id: str, active: bool) -> Response:
+@bp.post("/clients/<client_id>/disable")
+@require_admin
+@admin_operation("Disable an OAuth client (its tokens introspect inactive)", 200, 404)
+def disable_client(client_id: str) -> Response:
     client = _client(client_id)
-    client.is_active = active
-    record_event(
-        "client.enabled" if active else "client.disabled",
-        actor=actor(),
-        client_id=client.client_id,
-    )
+    services.set_client_active(client, False, actor=actor())
     db.session.commit()
     return jsonify(serialize_client(client))
 
 
-@bp.post("/clients/<client_id>/disable")
-@require_admin
-def disable_client(client_id: str) -> Response:
-    """The client can no longer authenticate; its tokens introspect inactive."""
-    return _set_active(client_id, False)
-
-
 @bp.post("/clients/<client_id>/enable")
 @require_admin
+@admin_operation("Enable an OAuth client", 200, 404)
 def enable_client(client_id: str) -> Response:
-    return _set_active(client_id, True)
+    client = _client(client_id)
+    services.set_client_active(client, True, actor=actor())
+    db.session.commit()
+    return jsonify(serialize_client(client))
 
 
 # --- signing keys (the same services as `authserver keys ...`) -----------------------
 @bp.get("/keys")
 @require_admin
+@admin_operation("List signing keys")
 def list_signing_keys() -> Response:
     return jsonify(keys=[describe_key(row) for row in list_keys()])
 
 
 @bp.post("/keys/rotate")
 @require_admin
+@admin_operation("Rotate the signing keys", 200, 400, 409, 415, body=KeyRotate)
 def rotate_keys() -> Response:
     body = json_body(KeyRotate)
     try:
@@ -559,6 +385,7 @@ def rotate_keys() -> Response:
 
 @bp.post("/keys/<kid>/revoke")
 @require_admin
+@admin_operation("Revoke a signing key", 200, 404, 409)
 def revoke_signing_key(kid: str) -> Response:
     if len(kid) > 128 or db.session.get(SigningKey, kid) is None:
         raise not_found("key")
@@ -571,6 +398,7 @@ def revoke_signing_key(kid: str) -> Response:
 # --- audit log -----------------------------------------------------------------------
 @bp.get("/audit")
 @require_admin
+@admin_operation("The audit log, newest first", 200, 400, params=AuditQuery)
 def audit_log() -> Response:
     """Newest first; filters combine. ``since`` is inclusive, ``until`` exclusive."""
     params = query(AuditQuery)
