@@ -582,3 +582,25 @@ def test_withdrawing_an_unknown_consent_is_404(http, account_login, client_id):
 def test_consents_need_a_users_token(http, web_client):
     assert http.get("/account/consents").status_code == 401
     assert http.delete(f"/account/consents/{web_client.client_id}").status_code == 401
+
+
+# --- the account and admin APIs' audiences (tests/test_own_api.py has the model) ------------
+def test_a_first_party_web_app_exchanges_a_code_for_an_account_token(
+    http, own_client, web_client, user
+):
+    from tests.own_api import ACCOUNT, bearer
+
+    flow = Authorization(http, own_client)
+    tokens = flow.exchange(flow.sign_in_and_allow()["code"], resource=ACCOUNT)
+    assert tokens.status_code == 200, tokens.json
+    assert http.get("/account/profile", headers=bearer(tokens.json["access_token"])).status_code \
+        == 200  # fmt: skip
+    # A third-party web app may not: its code is kept for a request it may make.
+    flow = Authorization(http, web_client)
+    code = flow.sign_in_and_allow()["code"]
+    refused = flow.exchange(code, resource=ACCOUNT)
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_target"
+    plain = flow.exchange(code)
+    assert plain.status_code == 200, plain.json
+    assert http.get("/account/profile", headers=bearer(plain.json["access_token"])).status_code \
+        == 401  # fmt: skip

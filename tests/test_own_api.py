@@ -421,3 +421,13 @@ def test_every_own_operation_answers_each_kind_of_token_as_documented(walk):
             assert str(answer.status_code) in documented, where
             seen += 1
     assert seen >= 6 * 40 - 1
+
+
+def test_the_seed_profile_takes_the_seed_sign_in_and_account_tokens(http, first_party, user):
+    seed = http.post("/api/auth/login/", json={"phone": PHONE, "password": PASSWORD}).json
+    account = sign_in(http, first_party, resource=ACCOUNT)["access_token"]
+    for token in (seed["access"], account):
+        assert http.get("/accounts/profile/", headers=bearer(token)).status_code == 200
+    # Through the cookie seed 004's apps use, too.
+    http.set_cookie("Authorization", f"Bearer {seed['access']}")
+    assert http.get("/accounts/profile/").status_code == 200
