@@ -130,7 +130,7 @@ def install(bp: Blueprint) -> None:
         return error_response(
             ApiError(
                 error.status,
-                error.body_error,
+                error.error,
                 error.description,
                 headers={"WWW-Authenticate": error.challenge()},
             )

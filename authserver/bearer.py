@@ -53,11 +53,12 @@ _CURRENT = "authserver_bearer_token"
 
 # --- failures ---------------------------------------------------------------------------
 class BearerError(AuthserverError):
-    """A request refused by ``authenticate``: ``status`` and the ``WWW-Authenticate``
-    challenge are the answer's, whatever the body style of the view."""
+    """A request refused by ``authenticate``: ``status``, the body's ``error`` and the
+    ``WWW-Authenticate`` challenge (``headers``) are the answer's, whatever the body
+    style of the view."""
 
     status = 401
-    error: str | None = "invalid_token"  # None: no error code in the challenge
+    error = "invalid_token"
     description = "The access token is invalid."
 
     def __init__(self, description: str | None = None, **params: str) -> None:
@@ -65,24 +66,32 @@ class BearerError(AuthserverError):
         self.params = params
 
     @property
-    def body_error(self) -> str:
-        return self.error or "invalid_token"
+    def challenge_error(self) -> str | None:
+        """The error code of the challenge (None: the challenge names none)."""
+        return self.error
 
     def challenge(self) -> str:
         parts = []
-        if self.error:
+        if self.challenge_error:
             # Descriptions are ours; a quote or backslash would break the header's syntax.
             text = self.description.replace("\\", "").replace('"', "'")
-            parts += [f'error="{self.error}"', f'error_description="{text}"']
+            parts += [f'error="{self.challenge_error}"', f'error_description="{text}"']
         parts += [f'{name}="{value}"' for name, value in self.params.items()]
         return "Bearer " + ", ".join(parts) if parts else "Bearer"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge()}
 
 
 class MissingToken(BearerError):
     """No credentials: RFC 6750 §3.1 says the challenge carries no error code."""
 
-    error = None
     description = "Send an access token: Authorization: Bearer <token>."
+
+    @property
+    def challenge_error(self) -> str | None:
+        return None
 
 
 class InvalidToken(BearerError):

@@ -193,7 +193,7 @@ def refused_token(error: BearerError) -> Response:
     """Userinfo's refusals (OpenID Connect Core §5.3.3: RFC 6750's answers)."""
     return oauth_error(
         error.status,
-        error.body_error,
+        error.error,
         error.description,
         headers={"WWW-Authenticate": error.challenge()},
     )
