@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, Uuid, false
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authserver.accounts.models import User
@@ -102,6 +102,16 @@ class AuthSession(db.Model):
     its authorization codes name it in ``browser_session_id`` and end with it."""
 
     __tablename__ = "sessions"
+    # The user's live sessions, without the ended ones a long-lived account piles up:
+    # every sign-in counts them against AUTHSERVER_MAX_SESSIONS_PER_USER.
+    __table_args__ = (
+        Index(
+            "ix_sessions_user_id_live",
+            "user_id",
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -79,23 +79,50 @@ def _enforce_session_limit(user: User, now: datetime, limit: int) -> None:
     """Keep at most AUTHSERVER_MAX_SESSIONS_PER_USER live sessions: a new sign-in ends the
     least recently used ones. Refusing the sign-in instead would lock out a user whose
     old devices are lost (ending sessions needs a sign-in), and let whoever knows the
-    password fill every slot to keep the owner out."""
+    password fill every slot to keep the owner out.
+
+    One UPDATE ... RETURNING over the user's live sessions, under the user row's lock
+    taken by ``start_session``, instead of loading each session to revoke it."""
     db.session.flush()  # the new session counts, as the most recently used
-    live = db.session.scalars(
+    oldest = (
         live_sessions_query(user.id, now)
+        .with_only_columns(AuthSession.id)
         .order_by(AuthSession.last_used_at.desc(), AuthSession.created_at.desc())
         .offset(limit)
+    )
+    ended = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id.in_(oldest.scalar_subquery()), AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason="session_limit")
+        .returning(AuthSession.id, AuthSession.client_id)
+        .execution_options(synchronize_session=False)
     ).all()
-    for session in live:
-        if revoke_session(session, reason="session_limit"):
-            record_event(
-                "session.revoked",
-                actor="system",
-                user_id=user.id,
-                client_id=session.client_id,
-                session_id=str(session.id),
-                reason="session_limit",
+    for session_id, client_id in ended:
+        if client_id is None:  # a browser session: the sessions opened from it end too
+            db.session.execute(
+                update(AuthSession)
+                .where(
+                    AuthSession.browser_session_id == session_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(revoked_at=now, revoked_reason="session_limit")
+                .execution_options(synchronize_session=False)
             )
+        record_event(
+            "session.revoked",
+            actor="system",
+            user_id=user.id,
+            client_id=client_id,
+            session_id=str(session_id),
+            reason="session_limit",
+        )
+    _expire_loaded_sessions({session_id for session_id, _ in ended})
+
+
+def _expire_loaded_sessions(ended: set[uuid.UUID]) -> None:
+    for loaded in list(db.session.identity_map.values()):
+        if isinstance(loaded, AuthSession) and loaded.id in ended:
+            db.session.expire(loaded)  # must not keep showing as live
 
 
 def live_sessions_query(user_id: uuid.UUID, now: datetime | None = None) -> Select:
@@ -140,9 +167,7 @@ def revoke_user_sessions(
         .scalars()
         .all()
     )
-    for loaded in list(db.session.identity_map.values()):
-        if isinstance(loaded, AuthSession) and loaded.id in ended:
-            db.session.expire(loaded)  # must not keep showing as live
+    _expire_loaded_sessions(set(ended))
     return list(ended)
 
 
