@@ -7,16 +7,10 @@ import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, literal_column, select, union_all
+from sqlalchemy import Uuid, bindparam, select
 
-from authserver.accounts.models import (
-    Group,
-    Permission,
-    User,
-    group_permissions,
-    user_groups,
-    user_permissions,
-)
+from authserver.accounts.memberships import claims_of, groups_and_permissions_of
+from authserver.accounts.models import Group, Permission, User
 from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
 from authserver.audit import record_event
 from authserver.context import passwords, settings
@@ -39,21 +33,9 @@ ADMIN_PERMISSION = "authserver.admin"
 PHONE_SHAPED = re.compile(r"[\d+().\s-]+")
 
 
-_USER_ID = bindparam("user_id", type_=Uuid)
 # Built once: every token issued reads these (a query built per call costs more CPU
 # than the database's answer).
-_GROUPS_AND_PERMISSIONS = union_all(
-    select(literal_column("'group'").label("kind"), Group.name.label("value"))
-    .join(user_groups, user_groups.c.group_id == Group.id)
-    .where(user_groups.c.user_id == _USER_ID),
-    select(literal_column("'permission'"), Permission.codename)
-    .join(user_permissions, user_permissions.c.permission_id == Permission.id)
-    .where(user_permissions.c.user_id == _USER_ID),
-    select(literal_column("'permission'"), Permission.codename)
-    .join(group_permissions, group_permissions.c.permission_id == Permission.id)
-    .join(user_groups, user_groups.c.group_id == group_permissions.c.group_id)
-    .where(user_groups.c.user_id == _USER_ID),
-)
+_GROUPS_AND_PERMISSIONS = groups_and_permissions_of(bindparam("user_id", type_=Uuid))
 
 
 def groups_and_entitlements(user: User) -> tuple[list[str], list[str]]:
@@ -61,10 +43,7 @@ def groups_and_entitlements(user: User) -> tuple[list[str], list[str]]:
     a group, both sorted: the ``groups`` and ``entitlements`` claims. One query."""
     db.session.flush()  # a group given in this transaction counts
     rows = db.session.connection().execute(_GROUPS_AND_PERMISSIONS, {"user_id": user.id})
-    groups, entitlements = set(), set()
-    for kind, value in rows:
-        (groups if kind == "group" else entitlements).add(value)
-    return sorted(groups), sorted(entitlements)
+    return claims_of(rows)
 
 
 def find_user_by_phone(phone_text: str) -> User | None:

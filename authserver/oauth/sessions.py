@@ -14,9 +14,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, literal_column, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 
+from authserver.accounts.memberships import claims_of, groups_and_permissions_of
 from authserver.accounts.models import User
 from authserver.audit import record_event
 from authserver.context import keyed_hash, settings
@@ -194,6 +197,114 @@ def find_refresh_token(value: str) -> RefreshToken | None:
     )
 
 
+@dataclass(frozen=True)
+class SessionState:
+    """What a rotation read of its session: enough for the new tokens, no ORM object."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scope: str
+    amr: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A refresh token claimed, its session touched and its successor written, all in
+    one statement (``rotate_refresh_token``): what Authlib's refresh grant asks of a
+    token, and what the token generator needs."""
+
+    id: int
+    session: SessionState
+    successor: str
+    groups: list[str]
+    entitlements: list[str]
+
+    def check_client(self, client: Client) -> bool:
+        return self.session.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.session.scope
+
+
+# The user's groups and permissions for the session the rotation touched.
+_ROTATION_CLAIMS = groups_and_permissions_of(literal_column("live.user_id")).compile(
+    dialect=postgresql.dialect()
+)
+# One round trip and one commit for a refresh (PostgreSQL): claim the token (the same
+# conditional UPDATE as ``claim_refresh_token``), touch its session if it is live and
+# its user may sign in, write the successor, read the user's groups and permissions.
+# Every part of a WITH runs to completion, on one snapshot; a claim whose session is
+# not live returns no session, and the caller's rollback undoes the claim.
+_ROTATE = text(  # the only value formatted in is the query above, compiled from constants
+    f"""
+    WITH claimed AS (
+        UPDATE refresh_tokens SET used_at = :now
+        WHERE token_hash = :digest AND used_at IS NULL AND expires_at > :now
+        RETURNING id, session_id
+    ), live AS (
+        UPDATE sessions SET last_used_at = :now
+        FROM claimed, users
+        WHERE sessions.id = claimed.session_id AND sessions.revoked_at IS NULL
+          AND sessions.expires_at > :now AND users.id = sessions.user_id
+          AND users.is_active AND NOT users.is_blocked
+        RETURNING sessions.id, sessions.user_id, sessions.client_id, sessions.scope,
+                  sessions.amr, sessions.created_at, sessions.expires_at
+    ), successor AS (
+        INSERT INTO refresh_tokens (token_hash, session_id, parent_id, created_at, expires_at)
+        SELECT :successor_digest, live.id, claimed.id, :now, LEAST(:idle_expiry, live.expires_at)
+        FROM live, claimed
+        RETURNING id
+    )
+    SELECT claimed.id, live.id AS session_id, live.user_id, live.client_id, live.scope,
+           live.amr, live.created_at, live.expires_at,
+           EXISTS (SELECT 1 FROM successor) AS issued,
+           ARRAY(SELECT kind || ' ' || value FROM ({_ROTATION_CLAIMS}) AS held) AS held
+    FROM claimed LEFT JOIN live ON true
+    """  # noqa: S608
+)
+
+
+def rotate_refresh_token(value: str) -> Rotation | None:
+    """The refresh in one statement (PostgreSQL), or raise why the token cannot be used
+    (``refuse_unclaimed``). None when the database is not PostgreSQL: SQLite, which has
+    no data-modifying WITH, takes ``claim_refresh_token`` and the ORM."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    now = utcnow()
+    successor = secrets.token_urlsafe(32)
+    row = (
+        db.session.connection()
+        .execute(
+            _ROTATE,
+            {
+                "now": now,
+                "digest": keyed_hash(value),
+                "successor_digest": keyed_hash(successor),
+                "idle_expiry": now + timedelta(seconds=settings().session_idle_ttl),
+            },
+        )
+        .first()
+    )
+    if row is None:
+        refuse_unclaimed(value, now)
+    if row.session_id is None or not row.issued:
+        raise RefreshTokenInvalid()  # its session ended: the caller's rollback undoes the claim
+    groups, entitlements = claims_of(held.split(" ", 1) for held in row.held)
+    session = SessionState(
+        row.session_id,
+        row.user_id,
+        row.client_id,
+        row.scope,
+        row.amr,
+        row.created_at,
+        row.expires_at,
+    )
+    return Rotation(row.id, session, successor, groups, entitlements)
+
+
 def claim_refresh_token(value: str) -> RefreshToken:
     """Mark the token used and return it, or raise why it cannot be used."""
     now = utcnow()
@@ -216,7 +327,13 @@ def claim_refresh_token(value: str) -> RefreshToken:
             raise RefreshTokenInvalid()  # the caller's rollback undoes the claim
         token.session.last_used_at = now
         return token
+    refuse_unclaimed(value, now)
 
+
+def refuse_unclaimed(value: str, now: datetime) -> NoReturn:
+    """Why a token whose claim failed cannot be used: unknown, expired or its session
+    ended; a lost race within the grace window; otherwise reuse, which ends the session."""
+    digest = keyed_hash(value)
     token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest))
     if token is None or token.used_at is None or not token.session.is_live(now):
         raise RefreshTokenInvalid()  # unknown, expired, or its session already ended

@@ -24,11 +24,24 @@ from authserver.context import keyring, settings
 from authserver.errors import AuthserverError, ServiceUnavailable
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
-from authserver.oauth.sessions import Device, issue_refresh_token, start_session
+from authserver.oauth.sessions import (
+    Device,
+    Rotation,
+    SessionState,
+    issue_refresh_token,
+    start_session,
+)
 from authserver.signing.keyring import Signer
 
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A user known by id only: what a refresh rotated in one statement read."""
+
+    id: uuid.UUID
 
 
 @dataclass
@@ -40,11 +53,15 @@ class Grantee:
     authorization code) says when it happened and in which browser session.
     """
 
-    user: User
+    user: User | Subject
     amr: list[str]
     device: Device = field(default_factory=Device)
-    session: AuthSession | None = None
-    parent: RefreshToken | None = None
+    session: AuthSession | SessionState | None = None
+    parent: RefreshToken | Rotation | None = None
+    # Known already (a refresh rotated in one statement): the user's groups and
+    # entitlements, and the successor refresh token, written.
+    claims: tuple[list[str], list[str]] | None = None
+    successor: str | None = None
     authenticated_at: datetime | None = None
     browser_session_id: uuid.UUID | None = None
 
@@ -96,7 +113,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def get_extra_claims(self, client, grant_type, user: Grantee | None, scope) -> dict[str, Any]:
         if user is None:
             return {}
-        groups, entitlements = groups_and_entitlements(user.user)
+        groups, entitlements = user.claims or groups_and_entitlements(user.user)
         return {
             "sid": str(user.session.id) if user.session else None,
             "groups": groups,
@@ -150,6 +167,8 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def new_refresh_token(client, grant_type, user: Grantee | None, scope) -> str | None:
         if user is None or user.session is None:
             return None
+        if user.successor is not None:
+            return user.successor
         return issue_refresh_token(user.session, parent=user.parent)
 
 
