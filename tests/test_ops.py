@@ -315,6 +315,8 @@ def test_server_workers_share_metrics_and_a_second_instance_shares_tokens(
         remote = requests.post(server.url + "/oauth/introspect", data={"token": mine}, auth=auth)
         assert remote.json()["active"] is True
         assert http.post("/oauth/revoke", data={"token": mine}, auth=auth).status_code == 200
+        # Seen by another instance within AUTHSERVER_REVOCATION_CACHE_SECONDS (1).
+        time.sleep(1.1)
         remote = requests.post(server.url + "/oauth/introspect", data={"token": mine}, auth=auth)
         assert remote.json() == {"active": False}
     finally:
