@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from authserver.errors import register_error_handlers
+    from authserver.guard import init_app as init_guard
     from authserver.limits import init_app as init_limits
     from authserver.signing.keyring import check_key_encryption_key
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_migrations(app)  # /readyz compares the database with the migrations' heads
     init_limits(app)  # budgets and request rates, before any view declares a limit
     register_error_handlers(app)
+    init_guard(app)  # malformed values are a 400 before any view sees them
 
     from authserver.compat.views import bp as compat_bp
     from authserver.oauth.grants import GRANT_TYPES

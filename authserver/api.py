@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from authserver.bearer import BearerError
 from authserver.errors import Conflict, InvalidField, NotFound, RateLimited
 from authserver.extensions import db
+from authserver.guard import MalformedInput
 
 Model = TypeVar("Model", bound=BaseModel)
 Row = TypeVar("Row")
@@ -123,6 +124,10 @@ def install(bp: Blueprint) -> None:
     def api_error(error: ApiError) -> Response:
         db.session.rollback()  # nothing half-done is kept
         return error_response(error)
+
+    @bp.errorhandler(MalformedInput)
+    def malformed(error: MalformedInput) -> Response:
+        return api_error(invalid(error.field, error.description))
 
     @bp.errorhandler(BearerError)
     def refused_token(error: BearerError) -> Response:

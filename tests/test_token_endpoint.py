@@ -317,7 +317,7 @@ MALFORMED = ("invalid_request",)
         # invalid UTF-8, percent-encoded: decoded with replacement characters
         (b"grant_type=password&username=%FF%FE&password=%C3%28", CREDENTIALS_REFUSED),
         (b"grant_type=password&username=\xff\xfe&password=\xc3\x28", MALFORMED),  # raw bytes
-        (b"grant_type=password&username=%00%00&password=%00", CREDENTIALS_REFUSED),  # NULs
+        (b"grant_type=password&username=%00%00&password=%00", MALFORMED),  # NULs: guard.py
         (b"grant_type=password&username=\xe2\x80\xae0612975634&password=x", CREDENTIALS_REFUSED),
         (b"grant_type=password&username&password", CREDENTIALS_REFUSED),  # empty values
         (b"&&&===&&", MALFORMED),  # no grant_type

@@ -24,6 +24,7 @@ from authserver.audiences.own import ACCOUNT_API
 from authserver.bearer import BearerError, authenticate, current_user
 from authserver.errors import RateLimited
 from authserver.extensions import db
+from authserver.guard import MalformedInput
 from authserver.oauth.internal import run_internal_request, run_token_request
 from authserver.oauth.tokens import (
     InvalidAccessToken,
@@ -167,6 +168,13 @@ def parse(model: type[BaseModel]) -> Any:
 @bp.errorhandler(InvalidBody)
 def invalid_body(error: InvalidBody) -> tuple[Response, int]:
     return jsonify(error.errors), 400
+
+
+@bp.errorhandler(MalformedInput)
+def malformed(error: MalformedInput) -> tuple[Response, int]:
+    db.session.rollback()
+    field = error.field if error.field != "body" else "non_field_errors"
+    return invalid_body(InvalidBody({field: [error.description]}))
 
 
 def both(rule: str, **options: Any) -> Callable:

@@ -40,6 +40,7 @@ from authserver.authorize.flow import (
 )
 from authserver.context import settings
 from authserver.extensions import db
+from authserver.guard import MalformedInput
 from authserver.openapi import Reply, documented
 from authserver.web.forms import (
     PageQuery,
@@ -321,6 +322,11 @@ def _form_problem(problem: FormProblem) -> Response:
         summary=summary,
         phone=phone,
     )
+
+
+@bp.errorhandler(MalformedInput)
+def _malformed(error: MalformedInput) -> Response:
+    return _form_problem(FormProblem(400, {error.field: error.description}))
 
 
 @bp.errorhandler(InvalidTicket)
