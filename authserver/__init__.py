@@ -120,6 +120,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     check_key_encryption_key(app)  # a wrong key-encryption key stops the start, not a request
 
+    from authserver.framing import KeepFraming
+
+    # An answer given before the body was read keeps the connection usable (framing.py).
+    app.wsgi_app = KeepFraming(app.wsgi_app)  # type: ignore[method-assign]
+
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,

@@ -8,8 +8,10 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -323,3 +325,58 @@ def verified_client_credentials_token(base_url: str, client: dict) -> tuple[str,
     key = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
     claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=base_url, audience=base_url)
     return token, claims
+
+
+class ServedAuthserver:
+    """``authserver serve`` (granian, as ``make run`` and production run it) in its own
+    process group, on a database the caller migrated; ``environ`` adds AUTHSERVER_*."""
+
+    def __init__(self, database_url: str, keys_dir, **environ: str) -> None:
+        import requests  # the suite's HTTP client; this module otherwise needs none
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "AUTHSERVER_ENV": "testing",
+            "AUTHSERVER_DATABASE_URL": database_url,
+            "AUTHSERVER_KEYS_DIR": str(keys_dir),
+            "AUTHSERVER_ISSUER": "http://127.0.0.1:8000",
+            "AUTHSERVER_WORKERS": "1",
+            **environ,
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "authserver"), "serve", "--port", str(self.port)],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError("the server did not start: " + self.process.communicate()[1])
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30) -> tuple[int, str]:
+        """SIGTERM, as an orchestrator stops it; its exit code and stderr."""
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=timeout)
+        return self.process.returncode, stderr
+
+    def __enter__(self) -> ServedAuthserver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.communicate()

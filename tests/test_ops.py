@@ -4,11 +4,6 @@ several workers on one PostgreSQL (metrics summed across processes)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authserver import create_app
 from tests.conftest import PASSWORD, PHONE, build_app, make_settings, wipe
-from tests.services import free_port
+from tests.services import ServedAuthserver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,47 +209,6 @@ def test_metrics_can_require_a_bearer_token(tmp_path, keys_dir):
 # --- authserver serve: several worker processes, a second instance, graceful shutdown ---
 
 
-class Server:
-    """``authserver serve`` (granian, as ``make run`` and production run it)."""
-
-    def __init__(self, database_url: str, keys_dir, metrics_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "AUTHSERVER_ENV": "testing",
-            "AUTHSERVER_DATABASE_URL": database_url,
-            "AUTHSERVER_KEYS_DIR": str(keys_dir),
-            "AUTHSERVER_ISSUER": "http://127.0.0.1:8000",
-            "AUTHSERVER_WORKERS": "2",
-            "AUTHSERVER_METRICS_DIR": str(metrics_dir),
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "authserver"), "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start: " + self.process.communicate()[1])
-            time.sleep(0.1)
-
-    def stop(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=30)
-        return self.process.returncode, stderr
-
-
 @pytest.fixture
 def pg_app(pg_url, keys_dir):
     app = build_app(pg_url, keys_dir)
@@ -276,7 +230,9 @@ def test_server_workers_share_metrics_and_a_second_instance_shares_tokens(
     metrics_dir = tmp_path / "metrics"
     (metrics_dir).mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale file of an earlier run")
-    server = Server(pg_url, keys_dir, metrics_dir)
+    server = ServedAuthserver(
+        pg_url, keys_dir, AUTHSERVER_WORKERS="2", AUTHSERVER_METRICS_DIR=str(metrics_dir)
+    )
     try:
         assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
         # Fresh connections: the kernel hands them to whichever worker accepts first.
