@@ -217,7 +217,9 @@ class Settings:
         "(what SMS sign-ups get)",
     )
     refresh_reuse_grace: int = setting(
-        10, "seconds in which a concurrent refresh loses without ending the session"
+        10,
+        "seconds in which the client presenting a just-rotated refresh token again gets "
+        "the same successor (a lost answer, two tabs); later it is reuse",
     )
     jwks_max_age: int = setting(300, "`Cache-Control: max-age` of the JWKS, seconds")
     key_cache_seconds: int = setting(

@@ -1,9 +1,10 @@
 """Parallel refreshes with one refresh token, over real HTTP against a threaded server.
 
-Designed outcome: exactly one request wins and rotates the token; the others lose the
-race within the grace window (400 invalid_grant) without ending the session; one live
-refresh token remains. On PostgreSQL this is exact. SQLite serialises writers, so there a
-loser may also get a clean 503 when its write lock times out, never a 500.
+Designed outcome: exactly one request rotates the token; the others, within the grace
+window, get the same successor (authserver/oauth/sessions.py) without ending the
+session; one live refresh token remains. On PostgreSQL this is exact. SQLite serialises
+writers, so there a request may also get a clean 503 when its write lock times out, never
+a 500.
 """
 
 from __future__ import annotations
@@ -137,12 +138,12 @@ def test_parallel_refreshes_on_postgresql_have_exactly_one_winner(pg_app):
         for round_ in range(ROUNDS):
             results = refresh_all_at_once(server, client, current)
             statuses = Counter(r.status_code for r in results)
-            assert statuses == {200: 1, 400: THREADS - 1}, (round_, statuses)
-            losers = [r.json() for r in results if r.status_code == 400]
-            assert {body["error"] for body in losers} == {"invalid_grant"}
+            assert statuses == {200: THREADS}, (round_, statuses)
+            successors = {r.json()["refresh_token"] for r in results}
+            assert len(successors) == 1, round_  # one rotation, answered to every request
             assert session_state(pg_app, sid) == (False, 1), round_
-            winner = next(r.json() for r in results if r.status_code == 200)
-            assert session_id(winner["access_token"]) == sid
+            winner = results[0].json()
+            assert {session_id(r.json()["access_token"]) for r in results} == {sid}
             # The next round races with the winner's token: it must still work.
             current = winner["refresh_token"]
 
@@ -164,12 +165,13 @@ def test_parallel_refreshes_on_sqlite_never_fail_with_a_server_error(sqlite_app)
         for round_ in range(3):
             results = refresh_all_at_once(server, client, current)
             statuses = Counter(r.status_code for r in results)
-            assert statuses[200] == 1, (round_, statuses)
-            assert set(statuses) <= {200, 400, 503}, (round_, statuses)
+            assert statuses[200] >= 1, (round_, statuses)
+            assert set(statuses) <= {200, 503}, (round_, statuses)
             for response in results:
                 if response.status_code != 200:
-                    body = response.json()
-                    assert body["error"] in ("invalid_grant", "temporarily_unavailable"), body
+                    assert response.json()["error"] == "temporarily_unavailable"
+            successors = {r.json()["refresh_token"] for r in results if r.status_code == 200}
+            assert len(successors) == 1, round_
             assert session_state(sqlite_app, sid) == (False, 1), round_
             current = next(r.json() for r in results if r.status_code == 200)["refresh_token"]
 

@@ -25,6 +25,7 @@ from authserver.net import client_ip, user_agent
 from authserver.oauth.models import RefreshToken
 from authserver.oauth.sessions import (
     Device,
+    Replay,
     Rotation,
     claim_refresh_token,
     rotate_refresh_token,
@@ -147,15 +148,28 @@ class RefreshTokenGrant(RefusalKeepsCredentialMixin, ClientRulesMixin, grants.Re
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotate on every use
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | Rotation:
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | Rotation | Replay:
+        self.presented = refresh_token  # the successor is sealed under it
+        client_id = self.request.client.client_id
         try:
             # One statement on PostgreSQL; the ORM's steps otherwise, and to say why a
             # token cannot be used.
-            return rotate_refresh_token(refresh_token) or claim_refresh_token(refresh_token)
+            return rotate_refresh_token(refresh_token, client_id) or claim_refresh_token(
+                refresh_token, client_id
+            )
         except RefreshTokenInvalid as error:
             raise InvalidGrantError(error.description) from None
 
-    def authenticate_user(self, refresh_token: RefreshToken | Rotation) -> Grantee:
+    def authenticate_user(self, refresh_token: RefreshToken | Rotation | Replay) -> Grantee:
+        if isinstance(refresh_token, Replay):  # the same successor again (sessions.py)
+            session = refresh_token.token.session
+            return Grantee(
+                user=session.user,
+                amr=session.amr.split(),
+                session=session,
+                parent=refresh_token.token,
+                successor=refresh_token.successor,
+            )
         if isinstance(refresh_token, Rotation):
             state = refresh_token.session
             return Grantee(
@@ -172,6 +186,7 @@ class RefreshTokenGrant(RefusalKeepsCredentialMixin, ClientRulesMixin, grants.Re
             amr=session.amr.split(),
             session=session,
             parent=refresh_token,
+            parent_value=self.presented,
         )
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:

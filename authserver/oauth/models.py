@@ -163,6 +163,10 @@ class RefreshToken(db.Model):
     # Set when the token is rotated. A token is usable while this is empty and its
     # session is live, so revoking a whole family is one UPDATE of the session row.
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # This token's value sealed under a key derived from its parent's value (AES-GCM,
+    # oauth/sessions.py): the parent's holder can get it back within the grace window;
+    # the database alone cannot.
+    sealed_value: Mapped[bytes | None] = mapped_column(LargeBinary(128))
 
     session: Mapped[AuthSession] = relationship(lazy="joined")
 

@@ -2,20 +2,29 @@
 
 Claiming a refresh token is one conditional UPDATE, so of two simultaneous requests with
 the same token exactly one wins (PostgreSQL serialises them on the row lock; SQLite on
-its write lock). The loser, if it comes within ``AUTHSERVER_REFRESH_REUSE_GRACE`` seconds
-and the winner's token is still unused, gets an error but the session survives (two
-tabs refreshing at once must not log the user out). Any other use of a rotated token is
-reuse: the session and so every token of it is revoked, in one UPDATE of one row.
+its write lock). The token's client presenting it again within
+``AUTHSERVER_REFRESH_REUSE_GRACE`` seconds, while the winner's successor is still unused,
+gets that same successor (a lost answer, two tabs refreshing at once): every holder of
+the token then shares one chain, so the next fork is reuse. Any other use of a rotated
+token is reuse: the session and so every token of it is revoked, in one UPDATE of one row.
+
+The successor is kept only sealed (AES-GCM) under a key derived from its parent's value
+(HKDF-SHA256), with the parent's keyed hash as associated data: the database never holds
+a usable token, and only who presents the parent can open it.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Select, and_, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 
@@ -26,7 +35,7 @@ from authserver.context import keyed_hash, settings
 from authserver.errors import RefreshRaceLost, RefreshTokenInvalid, RefreshTokenReused
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client, RefreshToken
-from authserver.ops.metrics import REFRESH_TOKEN_REUSE
+from authserver.ops.metrics import REFRESH_TOKEN_REPLAYS, REFRESH_TOKEN_REUSE
 
 
 @dataclass(frozen=True)
@@ -174,11 +183,17 @@ def revoke_user_sessions(
     return list(ended)
 
 
-def issue_refresh_token(session: AuthSession, parent: RefreshToken | None = None) -> str:
-    """A new opaque refresh token (256 random bits); only its keyed hash is stored."""
+def issue_refresh_token(
+    session: AuthSession, parent: RefreshToken | None = None, parent_value: str | None = None
+) -> str:
+    """A new opaque refresh token (256 random bits); only its keyed hash is stored, and
+    the value sealed under ``parent_value`` (see the module's docstring)."""
     value = secrets.token_urlsafe(32)
     now = utcnow()
     expires = min(now + timedelta(seconds=settings().session_idle_ttl), session.expires_at)
+    sealed = None
+    if parent is not None and parent_value is not None:
+        sealed = seal_successor(parent_value, parent.token_hash, value)
     db.session.add(
         RefreshToken(
             token_hash=keyed_hash(value),
@@ -186,9 +201,48 @@ def issue_refresh_token(session: AuthSession, parent: RefreshToken | None = None
             parent_id=parent.id if parent else None,
             created_at=now,
             expires_at=expires,
+            sealed_value=sealed,
         )
     )
     return value
+
+
+def _sealing_key(parent_value: str) -> bytes:
+    return HKDF(
+        algorithm=SHA256(), length=32, salt=None, info=b"authserver refresh successor"
+    ).derive(parent_value.encode())
+
+
+def seal_successor(parent_value: str, parent_digest: bytes, successor: str) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_sealing_key(parent_value)).encrypt(
+        nonce, successor.encode(), parent_digest
+    )
+
+
+def _unseal(parent_value: str, parent_digest: bytes, sealed: bytes | None) -> str | None:
+    if not sealed:
+        return None  # rotated before successors were sealed (migration 0008)
+    try:
+        opened = AESGCM(_sealing_key(parent_value)).decrypt(sealed[:12], sealed[12:], parent_digest)
+    except InvalidTag:
+        return None
+    return opened.decode()
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A just-rotated token presented again by its client within the grace window: what
+    Authlib's refresh grant asks of a token, and the successor to answer again."""
+
+    token: RefreshToken
+    successor: str
+
+    def check_client(self, client: Client) -> bool:
+        return self.token.check_client(client)
+
+    def get_scope(self) -> str:
+        return self.token.get_scope()
 
 
 def find_refresh_token(value: str) -> RefreshToken | None:
@@ -253,8 +307,10 @@ _ROTATE = text(  # the only value formatted in is the query above, compiled from
         RETURNING sessions.id, sessions.user_id, sessions.client_id, sessions.scope,
                   sessions.amr, sessions.created_at, sessions.expires_at
     ), successor AS (
-        INSERT INTO refresh_tokens (token_hash, session_id, parent_id, created_at, expires_at)
-        SELECT :successor_digest, live.id, claimed.id, :now, LEAST(:idle_expiry, live.expires_at)
+        INSERT INTO refresh_tokens
+            (token_hash, session_id, parent_id, created_at, expires_at, sealed_value)
+        SELECT :successor_digest, live.id, claimed.id, :now,
+               LEAST(:idle_expiry, live.expires_at), :sealed
         FROM live, claimed
         RETURNING id
     )
@@ -267,29 +323,32 @@ _ROTATE = text(  # the only value formatted in is the query above, compiled from
 )
 
 
-def rotate_refresh_token(value: str) -> Rotation | None:
-    """The refresh in one statement (PostgreSQL), or raise why the token cannot be used
-    (``refuse_unclaimed``). None when the database is not PostgreSQL: SQLite, which has
-    no data-modifying WITH, takes ``claim_refresh_token`` and the ORM."""
+def rotate_refresh_token(value: str, client_id: str) -> Rotation | Replay | None:
+    """The refresh in one statement (PostgreSQL), or its client's replay, or raise why
+    the token cannot be used (``replay_or_refuse``). None when the database is not
+    PostgreSQL: SQLite, which has no data-modifying WITH, takes ``claim_refresh_token``
+    and the ORM."""
     if db.session.get_bind().dialect.name != "postgresql":
         return None
     now = utcnow()
     successor = secrets.token_urlsafe(32)
+    digest = keyed_hash(value)
     row = (
         db.session.connection()
         .execute(
             _ROTATE,
             {
                 "now": now,
-                "digest": keyed_hash(value),
+                "digest": digest,
                 "successor_digest": keyed_hash(successor),
+                "sealed": seal_successor(value, digest, successor),
                 "idle_expiry": now + timedelta(seconds=settings().session_idle_ttl),
             },
         )
         .first()
     )
     if row is None:
-        refuse_unclaimed(value, now)
+        return replay_or_refuse(value, now, client_id)
     if row.session_id is None or not row.issued:
         raise RefreshTokenInvalid()  # its session ended: the caller's rollback undoes the claim
     groups, entitlements = claims_of(held.split(" ", 1) for held in row.held)
@@ -305,8 +364,9 @@ def rotate_refresh_token(value: str) -> Rotation | None:
     return Rotation(row.id, session, successor, groups, entitlements)
 
 
-def claim_refresh_token(value: str) -> RefreshToken:
-    """Mark the token used and return it, or raise why it cannot be used."""
+def claim_refresh_token(value: str, client_id: str) -> RefreshToken | Replay:
+    """Mark the token used and return it (or, for its client within the grace window,
+    the replay of its unused successor), or raise why it cannot be used."""
     now = utcnow()
     digest = keyed_hash(value)
     claimed = db.session.execute(
@@ -327,25 +387,32 @@ def claim_refresh_token(value: str) -> RefreshToken:
             raise RefreshTokenInvalid()  # the caller's rollback undoes the claim
         token.session.last_used_at = now
         return token
-    refuse_unclaimed(value, now)
+    return replay_or_refuse(value, now, client_id)
 
 
-def refuse_unclaimed(value: str, now: datetime) -> NoReturn:
-    """Why a token whose claim failed cannot be used: unknown, expired or its session
-    ended; a lost race within the grace window; otherwise reuse, which ends the session."""
+def replay_or_refuse(value: str, now: datetime, client_id: str) -> Replay:
+    """A token whose claim failed: its client's replay within the grace window while the
+    successor is unused (answered with that successor); else why it cannot be used:
+    unknown, expired or its session ended; otherwise reuse, which ends the session."""
     digest = keyed_hash(value)
     token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest))
     if token is None or token.used_at is None or not token.session.is_live(now):
         raise RefreshTokenInvalid()  # unknown, expired, or its session already ended
-    successor_unused = db.session.scalar(
-        select(RefreshToken.id).where(
+    successor = db.session.execute(
+        select(RefreshToken.sealed_value).where(
             RefreshToken.parent_id == token.id, RefreshToken.used_at.is_(None)
         )
-    )
-    if successor_unused is not None and now - token.used_at <= timedelta(
-        seconds=settings().refresh_reuse_grace
-    ):
-        raise RefreshRaceLost()
+    ).first()
+    within_grace = now - token.used_at <= timedelta(seconds=settings().refresh_reuse_grace)
+    if successor is not None and within_grace and token.session.client_id == client_id:
+        replayed = _unseal(value, digest, successor.sealed_value)
+        if replayed is None:
+            raise RefreshRaceLost()
+        if not token.session.user.can_sign_in:
+            raise RefreshTokenInvalid()
+        token.session.last_used_at = now
+        REFRESH_TOKEN_REPLAYS.inc()
+        return Replay(token, replayed)
     # A replay racing with another replay of the same family is recorded once.
     if revoke_session(token.session, reason="refresh_token_reused"):
         record_event(

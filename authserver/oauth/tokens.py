@@ -62,6 +62,8 @@ class Grantee:
     # entitlements, and the successor refresh token, written.
     claims: tuple[list[str], list[str]] | None = None
     successor: str | None = None
+    # The refresh token being rotated (the ORM's path): its successor is sealed under it.
+    parent_value: str | None = None
     authenticated_at: datetime | None = None
     browser_session_id: uuid.UUID | None = None
 
@@ -169,7 +171,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
             return None
         if user.successor is not None:
             return user.successor
-        return issue_refresh_token(user.session, parent=user.parent)
+        return issue_refresh_token(user.session, parent=user.parent, parent_value=user.parent_value)
 
 
 class InvalidAccessToken(AuthserverError):

@@ -48,6 +48,11 @@ REFRESH_TOKEN_REUSE = Counter(
     "authserver_refresh_token_reuse_detections",
     "Rotated refresh tokens presented again: each one revoked a whole session.",
 )
+REFRESH_TOKEN_REPLAYS = Counter(
+    "authserver_refresh_token_replays",
+    "Just-rotated refresh tokens presented again by their client within the grace window "
+    "(a lost answer, two tabs): answered with the same successor.",
+)
 FAILED_LOGINS = Counter(
     "authserver_failed_logins",
     "Sign-in attempts refused, by grant type and reason.",
