@@ -209,3 +209,63 @@ def test_redis_outage_otp_fails_closed_logins_and_other_limits_go_on(
         time_machine.move_to(datetime.now(UTC) + timedelta(seconds=120), tick=True)
         assert [http.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
         assert redis.Redis.from_url(server.url).keys("LIMITS:*")  # counted in Redis again
+
+
+def test_an_otp_send_during_a_database_outage_costs_no_sms_and_no_cooldown(
+    cluster, keys_dir, gateway
+):
+    """The challenge is written before the SMS goes out, and the budgets are given back
+    when the write fails: the outage is a 503, no SMS, and the retry once the database is
+    back is served at once (issue #15 item 5: it used to send the SMS, answer 503 and
+    then refuse the retry for the 60 s cooldown)."""
+    from tests.sms_gateway import build_otp_app, dispose
+
+    gateway.reset()
+    app = build_otp_app(cluster.url, keys_dir, gateway)
+    http = app.test_client()
+    phone = {"phone": "+33612345670"}
+    cluster.stop()
+    try:
+        unavailable(http.post("/oauth/otp", data=phone))
+        assert gateway.requests == []  # no SMS for a code nobody can use
+    finally:
+        cluster.start()
+    sent = http.post("/oauth/otp", data=phone)
+    assert sent.status_code == 200, sent.json  # not 429: the cooldown was given back
+    assert len(gateway.delivered) == 1
+    code = gateway.last_code("+33612345670")
+    from authserver.oauth.clients import create_client
+    from authserver.otp import OTP_GRANT_TYPE
+
+    with app.app_context():
+        client, secret = create_client(
+            name="otp outage", grant_types=[OTP_GRANT_TYPE], scope="profile", actor="tests"
+        )
+        auth = (client.client_id, secret)
+    form = {"grant_type": OTP_GRANT_TYPE, **phone, "otp": code}
+    signed_in = http.post("/oauth/token", data=form, auth=auth)
+    assert signed_in.status_code == 200, signed_in.json  # the code that was sent works
+    dispose(app)
+
+
+def test_a_failed_sms_send_refunds_the_budgets_and_leaves_no_code(cluster, keys_dir, gateway):
+    from authserver.otp.models import OtpChallenge
+    from tests.sms_gateway import build_otp_app, dispose
+
+    gateway.reset()
+    app = build_otp_app(cluster.url, keys_dir, gateway, sms_webhook_attempts="1")
+    http = app.test_client()
+    gateway.script = [500]
+    phone = "+33612345671"
+
+    def codes() -> int:
+        with app.app_context():
+            query = select(func.count()).where(OtpChallenge.phone == phone)
+            return db.session.scalar(query)
+
+    unavailable(http.post("/oauth/otp", data={"phone": phone}))
+    assert codes() == 0  # the unsent code is not kept
+    gateway.script = []
+    assert http.post("/oauth/otp", data={"phone": phone}).status_code == 200  # no cooldown
+    assert codes() == 1
+    dispose(app)

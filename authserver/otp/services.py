@@ -7,7 +7,9 @@ a new code replaces every older code of the phone; compared in constant time.
 
 Sending spends four budgets (budgets.py): the resend cooldown and the daily cap of the
 phone, the hourly cap of the client IP and the hourly global SMS budget. They are taken
-before the SMS goes out and given back if the gateway fails. When the rate-limit storage
+first; then the challenge is written (committed), then the SMS goes out. A failed write
+or send gives the budgets back (a failed send also deletes its unsent code): an outage
+costs neither an SMS nor the user's cooldown. When the rate-limit storage
 is unreachable no code is sent (503): the limiter being blind must not open the SMS
 account to pumping.
 """
@@ -115,29 +117,41 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
     challenge_id = uuid.uuid4()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     message = MESSAGES[purpose].format(code=code, minutes=max(1, s.otp_ttl // 60))
+    now = utcnow()
+    # The code is written before it is sent: an outage costs no SMS, and the budgets
+    # come back (the cooldown included) when the write fails.
+    try:
+        db.session.add(
+            OtpChallenge(
+                id=challenge_id,
+                phone=phone,
+                purpose=purpose,
+                code_hash=_code_hash(challenge_id, code),
+                created_at=now,
+                expires_at=now + timedelta(seconds=s.otp_ttl),
+                attempts=0,
+            )
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        budgets().refund(taken)
+        raise
     # No database transaction is open while the gateway is called (it may take seconds).
     try:
         sms_sender().send(phone, message, reference=str(challenge_id))
-    except SmsDeliveryFailed:
-        OTP_SEND_FAILURES.inc()
+    except BaseException as error:
         budgets().refund(taken)
-        record_event("otp.sent", outcome="failure", purpose=purpose, reason="sms_gateway")
+        db.session.execute(delete(OtpChallenge).where(OtpChallenge.id == challenge_id))
+        if isinstance(error, SmsDeliveryFailed):
+            OTP_SEND_FAILURES.inc()
+            record_event("otp.sent", outcome="failure", purpose=purpose, reason="sms_gateway")
         db.session.commit()
         raise
-
-    now = utcnow()
-    # Only the newest code of a phone is valid: older ones are simply gone.
-    db.session.execute(delete(OtpChallenge).where(OtpChallenge.phone == phone))
-    db.session.add(
-        OtpChallenge(
-            id=challenge_id,
-            phone=phone,
-            purpose=purpose,
-            code_hash=_code_hash(challenge_id, code),
-            created_at=now,
-            expires_at=now + timedelta(seconds=s.otp_ttl),
-            attempts=0,
-        )
+    # Sent: only the newest code of a phone is valid, older ones are gone. Should this
+    # fail, the new code is the newest anyway, and what the user was sent still works.
+    db.session.execute(
+        delete(OtpChallenge).where(OtpChallenge.phone == phone, OtpChallenge.id != challenge_id)
     )
     user_id = db.session.scalar(select(User.id).where(User.phone == phone))
     record_event("otp.sent", user_id=user_id, purpose=purpose, challenge_id=str(challenge_id))
