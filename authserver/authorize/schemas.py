@@ -22,6 +22,10 @@ def _printable(value: str) -> str:
 
 
 Printable = Annotated[str, AfterValidator(_printable)]
+# RFC 6749 §3.3 scope-token characters (visible ASCII but `"` and `\`), space-separated:
+# what response_type, scope and PKCE values are made of. Authlib echoes some of them in
+# error descriptions, which may hold nothing else (anything else was a 500).
+TOKENS = r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$"
 
 
 class AuthorizationRequest(BaseModel):
@@ -31,7 +35,9 @@ class AuthorizationRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    response_type: Printable = Field(max_length=32, description="`code`.", examples=["code"])
+    response_type: str = Field(
+        max_length=32, pattern=TOKENS, description="`code`.", examples=["code"]
+    )
     client_id: Printable = Field(max_length=64, description="The client's id.")
     redirect_uri: Printable | None = Field(
         default=None,
@@ -39,9 +45,10 @@ class AuthorizationRequest(BaseModel):
         description="Exactly one of the client's registered redirect URIs (compared as strings). "
         "May be left out when the client registered only one.",
     )
-    scope: Printable | None = Field(
+    scope: str | None = Field(
         default=None,
         max_length=1000,
+        pattern=TOKENS,
         description="Space-separated scopes the client is allowed; `openid` for an ID token.",
     )
     state: Printable | None = Field(
@@ -49,12 +56,13 @@ class AuthorizationRequest(BaseModel):
         max_length=1024,
         description="Returned as it came, with the code or the error.",
     )
-    code_challenge: Printable = Field(
+    code_challenge: str = Field(
         max_length=128,
+        pattern=TOKENS,
         description="PKCE (RFC 7636), required: BASE64URL(SHA256(code_verifier)).",
     )
     # Text, not an enum: `plain` is refused by a redirect to the app (RFC 7636 §4.4.1).
-    code_challenge_method: Printable = Field(max_length=16, description="Only `S256`.")
+    code_challenge_method: str = Field(max_length=16, pattern=TOKENS, description="Only `S256`.")
     nonce: Printable | None = Field(
         default=None, max_length=255, description="OIDC: copied into the ID token."
     )
