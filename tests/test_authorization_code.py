@@ -570,13 +570,19 @@ def test_consents_are_listed_and_withdrawn_in_account(http, web_client, account_
 
 @pytest.mark.parametrize(
     "client_id",
-    ["nobody", "a%00b", "x" * 5000, "%2F..%2Fadmin"],
-    ids=["unknown", "nul", "huge", "dots"],
+    ["nobody", "x" * 5000, "%2F..%2Fadmin"],
+    ids=["unknown", "huge", "dots"],
 )
 def test_withdrawing_an_unknown_consent_is_404(http, account_login, client_id):
     mobile = {"Authorization": "Bearer " + account_login()["access_token"]}
     response = http.delete(f"/account/consents/{client_id}", headers=mobile)
     assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_a_nul_in_a_consents_client_id_is_400(http, password_login):
+    mobile = {"Authorization": "Bearer " + password_login()["access_token"]}
+    response = http.delete("/account/consents/a%00b", headers=mobile)
+    assert response.status_code == 400 and response.json["error"] == "invalid_request"
 
 
 def test_consents_need_a_users_token(http, web_client):
