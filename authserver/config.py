@@ -287,6 +287,16 @@ class Settings:
         )
 
     @property
+    def slowest_sms_send(self) -> float:
+        """Seconds one SMS send may hold a thread at most: every webhook attempt timing out
+        (connect and read) plus the backoffs between them (authserver/otp/sms.py)."""
+        if self.sms_backend != "webhook":
+            return 0.0
+        attempt = (self.sms_webhook_connect_timeout_ms + self.sms_webhook_read_timeout_ms) / 1000
+        backoffs = self.sms_webhook_backoff_ms / 1000 * (2 ** (self.sms_webhook_attempts - 1) - 1)
+        return self.sms_webhook_attempts * attempt + backoffs
+
+    @property
     def account_type_set(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.account_types.split(",") if part.strip())
 

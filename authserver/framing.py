@@ -7,15 +7,31 @@ the connection under the client's next request (connection-pooling clients see r
 ``ConnectionError``\\ s). Invariant: when the answer starts, the body has been read to
 its end, or the answer says ``Connection: close``. A rest of up to ``DRAIN_LIMIT`` bytes is
 read and dropped (cheaper than a new connection); a larger one closes the connection.
+
+Draining: once ``authserver serve`` got SIGTERM, a request that reaches the app is
+answered 503 with ``Retry-After`` and ``Connection: close`` before any work, so requests
+queued behind busy threads end at once instead of being reset when the shutdown grace
+ends; the ones already running finish (within the grace, docs/operating.md).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 DRAIN_LIMIT = 1024 * 1024
 _CHUNK = 64 * 1024
+# Set by `authserver serve` for its workers (serve.py): the file that exists once the
+# instance drains. Not a setting: nobody else sets it.
+DRAIN_FILE = "_AUTHSERVER_DRAIN_FILE"
+_DRAINING_BODY = json.dumps(
+    {
+        "error": "temporarily_unavailable",
+        "error_description": "The server is shutting down; retry the request.",
+    }
+).encode()
 
 
 class _CountingInput:
@@ -69,8 +85,11 @@ class KeepFraming:
 
     def __init__(self, app: Callable) -> None:
         self.app = app
+        self.drain_file = os.environ.get(DRAIN_FILE)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if self.drain_file and os.path.exists(self.drain_file):
+            return self._draining(start_response)
         try:
             length: int | None = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -90,3 +109,20 @@ class KeepFraming:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, framed)
+
+    @staticmethod
+    def _draining(start_response: Callable) -> Iterable[bytes]:
+        """A request that reached the app after SIGTERM: not started, so refused at once
+        (the client retries on another instance) instead of waiting for a thread and
+        being reset when the grace ends."""
+        start_response(
+            "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(_DRAINING_BODY))),
+                ("Retry-After", "1"),
+                ("Cache-Control", "no-store"),
+                ("Connection", "close"),
+            ],
+        )
+        return [_DRAINING_BODY]

@@ -15,11 +15,17 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from authserver import create_app
+from authserver.framing import DRAIN_FILE
+
+if TYPE_CHECKING:
+    from authserver.config import Settings
 
 # Read by `authserver serve` itself, from the environment only, before any app exists.
 # The configuration reference (docs/configuration.md) lists them with the settings.
@@ -28,6 +34,11 @@ SERVER_SETTINGS = {
     "AUTHSERVER_PORT": ("port to listen on (`--port`)", "`8000`"),
     "AUTHSERVER_WORKERS": ("server processes (`--workers`)", "one per core"),
     "AUTHSERVER_THREADS": ("threads per server process (`--threads`)", "`4`"),
+    "AUTHSERVER_SHUTDOWN_GRACE": (
+        "seconds in-flight requests may take to finish after `SIGTERM` (`--shutdown-grace`); "
+        "must exceed the slowest SMS send (webhook attempts times timeouts, plus backoffs)",
+        "`20`",
+    ),
     "AUTHSERVER_METRICS_DIR": (
         "a directory private to the instance (e.g. a tmpfs) where the workers share metric "
         "values (prometheus-client's multiprocess mode); cleared at start",
@@ -35,9 +46,10 @@ SERVER_SETTINGS = {
     ),
 }
 
-# On SIGTERM granian stops accepting and lets in-flight requests finish for this long,
-# then kills the workers. Orchestrators wait longer before SIGKILL (Kubernetes: 30 s).
-GRACEFUL_SECONDS = 20
+# On SIGTERM the app drains (framing.py: requests not yet started are answered 503 with
+# Connection: close), granian stops accepting and lets in-flight requests finish for this
+# long, then kills the workers. Orchestrators wait longer before SIGKILL (Kubernetes: 30 s).
+SHUTDOWN_GRACE = 20
 
 # granian's own messages (start, workers, signals) as JSON lines on stderr, like the app's.
 LOGGING = {
@@ -74,7 +86,23 @@ def server_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=int(os.environ.get("AUTHSERVER_THREADS") or 4)
     )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=int,
+        default=int(os.environ.get("AUTHSERVER_SHUTDOWN_GRACE") or SHUTDOWN_GRACE),
+    )
     return parser.parse_args(argv)
+
+
+def check_shutdown_grace(settings: Settings, grace: int) -> None:
+    """An SMS send in flight at SIGTERM must be able to finish: killed, its code would be
+    stored and the SMS perhaps sent, but the client would never hear of it."""
+    if grace <= settings.slowest_sms_send:
+        raise click.UsageError(
+            f"--shutdown-grace (AUTHSERVER_SHUTDOWN_GRACE) is {grace} s but one SMS send may "
+            f"take {settings.slowest_sms_send:.1f} s: raise the grace or lower "
+            "AUTHSERVER_SMS_WEBHOOK_ATTEMPTS / the webhook timeouts."
+        )
 
 
 def prepare_metrics_dir() -> None:
@@ -99,12 +127,14 @@ def prepare_metrics_dir() -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def serve_command(args: tuple[str, ...]) -> None:
-    """Serve the API with granian: [--host H] [--port P] [--workers N] [--threads T]."""
-    server_arguments(list(args))  # a wrong option fails here, with its usage line
+    """Serve the API with granian: [--host H] [--port P] [--workers N] [--threads T]
+    [--shutdown-grace S]."""
+    options = server_arguments(list(args))  # a wrong option fails here, with its usage line
     # Build the whole app once: bad settings or a wrong key-encryption key stop here with
     # one clear error, not in every worker. Then a fresh interpreter for the server, so
     # its forked workers import the app themselves.
-    create_app()
+    app = create_app()
+    check_shutdown_grace(app.extensions["authserver.settings"], options.shutdown_grace)
     os.execv(sys.executable, [sys.executable, "-m", "authserver.serve", *args])  # noqa: S606
 
 
@@ -112,9 +142,18 @@ def main(argv: list[str] | None = None) -> None:
     from granian.constants import Interfaces
     from granian.server import Server
 
+    class DrainingServer(Server):  # type: ignore[misc, valid-type]
+        """Marks the instance draining (framing.py) before granian's own shutdown."""
+
+        def signal_handler_interrupt(self, *args, **kwargs):
+            Path(os.environ[DRAIN_FILE]).touch()
+            super().signal_handler_interrupt(*args, **kwargs)
+
     args = server_arguments(argv)
     prepare_metrics_dir()
-    Server(
+    # Private to this instance, inherited by its workers; gone with the directory.
+    os.environ[DRAIN_FILE] = str(Path(tempfile.mkdtemp(prefix="authserver-")) / "draining")
+    DrainingServer(
         "authserver.wsgi:app",
         address=args.host,
         port=args.port,
@@ -126,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         log_access=False,
         # A worker that dies is replaced; the others keep serving meanwhile.
         respawn_failed_workers=True,
-        workers_kill_timeout=GRACEFUL_SECONDS,
+        workers_kill_timeout=args.shutdown_grace,
     ).serve()
 
 
