@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint docs config-reference image image-test bench lock clean browser translations
+.PHONY: run test lint docs config-reference image image-test bench lock clean browser translations chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ translations: $(STAMP)
 	$(BIN)/pybabel update -i $(WEB)/translations/messages.pot -d $(WEB)/translations \
 	  --width 100
 	$(BIN)/pybabel compile -d $(WEB)/translations --statistics
+
+# tests/test_faults.py for longer: CHAOS_SECONDS of refreshes around each fault (PostgreSQL
+# stopped, a worker SIGKILLed, Redis stopped); its figures are printed (docs/operating.md).
+CHAOS_SECONDS ?= 60
+chaos: $(STAMP)
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m pytest tests/test_faults.py -q -s
 
 # Benchmarks (not part of `make test`): the real server under wrk on loopback.
 BENCH_ARGS ?=

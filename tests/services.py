@@ -346,12 +346,15 @@ class ServedAuthserver:
             **environ,
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # Its log goes to a file: a pipe nobody reads while it serves fills up (64 KiB,
+        # ~170 access log lines) and then blocks every worker writing to it.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in __exit__)
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "authserver"), "serve", "--port", str(self.port)],
             cwd=Path(__file__).resolve().parent.parent,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
             text=True,
             start_new_session=True,
         )
@@ -364,14 +367,19 @@ class ServedAuthserver:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError("the server did not start: " + self.process.communicate()[1])
+                self.process.wait()
+                raise RuntimeError("the server did not start: " + self.stderr())
             time.sleep(0.1)
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
     def stop(self, timeout: float = 30) -> tuple[int, str]:
         """SIGTERM, as an orchestrator stops it; its exit code and stderr."""
         self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=timeout)
-        return self.process.returncode, stderr
+        self.process.wait(timeout=timeout)
+        return self.process.returncode, self.stderr()
 
     def __enter__(self) -> ServedAuthserver:
         return self
@@ -379,4 +387,5 @@ class ServedAuthserver:
     def __exit__(self, *exc) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.communicate()
+            self.process.wait()
+        self.log.close()
