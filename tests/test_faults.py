@@ -2,7 +2,8 @@
 
 A real ``authserver serve`` (2 workers) on a private PostgreSQL and Redis; clients
 refresh in a loop, each keeping its own session, retrying with the same token on a 503 or
-a cut connection (as a client whose answer was lost does). Meanwhile PostgreSQL stops
+a cut connection (as a client whose answer was lost does); every 25th refresh the
+client itself drops the connection before the answer, as a crash would. Meanwhile PostgreSQL stops
 and starts, a worker is SIGKILLed, Redis stops and starts. Afterwards: no 5xx but clean
 503s, no lost rotation (no client left with an ``invalid_grant``), no session revoked,
 and the invariants hold in the database (one live refresh token per session, no token
@@ -10,6 +11,8 @@ rotated twice). ``make chaos`` runs it longer (``CHAOS_SECONDS`` per fault phase
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import signal
@@ -17,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import psycopg2
 import pytest
@@ -29,6 +33,7 @@ from tests.services import PostgresCluster, RedisProcess, ServedAuthserver
 CLIENTS = 4
 PHASE_SECONDS = float(os.environ.get("CHAOS_SECONDS") or 6)
 OUTAGE_SECONDS = 2.0
+CUT_EVERY = 25  # every 25th refresh, the client loses the answer
 
 
 class Refresher(threading.Thread):
@@ -59,6 +64,27 @@ class Refresher(threading.Thread):
             self.server_errors.append(response.text[:200])
         return response
 
+    def cut(self, form: dict) -> None:
+        """Send the refresh, then drop the connection before the answer."""
+        parts = urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+        credentials = base64.b64encode(":".join(self.auth).encode()).decode()
+        try:
+            connection.request(
+                "POST",
+                "/oauth/token",
+                body=urlencode(form),
+                headers={
+                    "Authorization": f"Basic {credentials}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        self.count("cut by the client")
+
     def run(self) -> None:
         login = {"grant_type": "password", "username": PHONE, "password": PASSWORD}
         while self.token is None and not self.stopping.is_set():
@@ -67,8 +93,15 @@ class Refresher(threading.Thread):
                 self.token = response.json()["refresh_token"]
             else:
                 time.sleep(0.2)
+        sent = 0
         while not self.stopping.is_set():
-            response = self.post({"grant_type": "refresh_token", "refresh_token": self.token})
+            form = {"grant_type": "refresh_token", "refresh_token": self.token}
+            sent += 1
+            if sent % CUT_EVERY == 0:
+                self.cut(form)  # as a crash would: the answer never arrives
+                time.sleep(0.05)
+                continue  # retried with the same token
+            response = self.post(form)
             if response is None or response.status_code == 503:
                 time.sleep(0.1)  # retried with the same token
             elif response.status_code == 200:
