@@ -11,7 +11,8 @@ import base64
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.test_admin import admin, admin_id  # noqa: F401  (fixtures)
+from tests.own_api import bearer, sign_in
+from tests.test_admin import admin, admin_id, console  # noqa: F401  (fixtures)
 from tests.test_token_endpoint import assert_oauth_error
 
 DEEP = "[" * 5000 + "]" * 5000
@@ -70,8 +71,9 @@ def test_query_strings_are_checked_too(http, admin):  # noqa: F811
 
 
 @pytest.fixture
-def me(password_login) -> dict[str, str]:
-    return {"Authorization": f"Bearer {password_login()['access_token']}"}
+def me(http, make_client, user) -> dict[str, str]:
+    """A token for the account API, from the platform's own app."""
+    return bearer(sign_in(http, make_client(first_party=True))["access_token"])
 
 
 @pytest.mark.parametrize("field", ["first_name", "email", "username"])

@@ -1,7 +1,7 @@
 """a rotated refresh token's successor, sealed
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 15:40:00.000000
 
 ``refresh_tokens.sealed_value``: the token's own value, AES-GCM sealed under a key derived
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
