@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -346,18 +347,20 @@ class ServedAuthserver:
             **environ,
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        # Its log goes to a file: a pipe nobody reads while it serves fills up (64 KiB,
-        # ~170 access log lines) and then blocks every worker writing to it.
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in __exit__)
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "authserver"), "serve", "--port", str(self.port)],
             cwd=Path(__file__).resolve().parent.parent,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=self.log,
+            stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
+        # Read as it comes: a pipe nobody reads while the server works fills up (64 KiB,
+        # ~170 access log lines) and then blocks every worker writing to it.
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -371,9 +374,16 @@ class ServedAuthserver:
                 raise RuntimeError("the server did not start: " + self.stderr())
             time.sleep(0.1)
 
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._lines.append(line)
+
     def stderr(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
+        """Everything it wrote on stderr (complete once it has exited)."""
+        if self.process.poll() is not None:
+            self._reader.join(timeout=10)
+        return "".join(self._lines)
 
     def stop(self, timeout: float = 30) -> tuple[int, str]:
         """SIGTERM, as an orchestrator stops it; its exit code and stderr."""
@@ -388,4 +398,3 @@ class ServedAuthserver:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        self.log.close()
