@@ -222,7 +222,7 @@ def seal_successor(parent_value: str, parent_digest: bytes, successor: str) -> b
 
 def _unseal(parent_value: str, parent_digest: bytes, sealed: bytes | None) -> str | None:
     if not sealed:
-        return None  # rotated before successors were sealed (migration 0008)
+        return None  # rotated before successors were sealed (migration 0009)
     try:
         opened = AESGCM(_sealing_key(parent_value)).decrypt(sealed[:12], sealed[12:], parent_digest)
     except InvalidTag:

@@ -1,7 +1,7 @@
 """a rotated refresh token's successor, sealed
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 15:40:00.000000
 
 ``refresh_tokens.sealed_value``: the token's own value, AES-GCM sealed under a key derived
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
