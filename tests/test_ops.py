@@ -4,6 +4,7 @@ several workers on one PostgreSQL (metrics summed across processes)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
