@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, send_from_directory, url_for
 from markupsafe import escape
 
-from authserver.openapi import Reply, documented
+from authserver.openapi import PUBLIC, ApiErrorBody, Reply, documented
 
 bp = Blueprint("docs", __name__)
 
@@ -29,6 +29,7 @@ PACKAGED = {
     "favicon-32x32.png": "image/png",
     "favicon-16x16.png": "image/png",
 }
+ASSET_TYPES = tuple(sorted({kind.partition(";")[0] for kind in PACKAGED.values()}))
 
 # Ours: starting Swagger UI from a file (not an inline script) keeps the CSP strict.
 OWN = {
@@ -98,7 +99,8 @@ def swagger_ui_dir() -> Path:
 @documented(
     "This API documented for a person (Swagger UI)",
     tags=["docs"],
-    responses={200: Reply(description="An HTML page.", media_type="text/html")},
+    responses={200: Reply(str, "An HTML page.", media_type="text/html")},
+    security=PUBLIC,
 )
 def page() -> Response:
     def asset(name: str) -> str:
@@ -122,7 +124,11 @@ def page() -> Response:
 @documented(
     "A file of the documentation page (Swagger UI script, stylesheet, icon)",
     tags=["docs"],
-    responses={200: "The file.", 404: "No such file."},
+    responses={
+        200: Reply(str, "The file.", media_type=ASSET_TYPES),
+        404: Reply(ApiErrorBody, "No such file."),
+    },
+    security=PUBLIC,
 )
 def asset(filename: str) -> Response:
     if filename in OWN:

@@ -34,12 +34,15 @@ from flask import Blueprint, Flask, Response, current_app, request
 from pydantic import BaseModel, Field, TypeAdapter
 
 __all__ = [
+    "NO_BODY",
+    "PUBLIC",
     "ApiErrorBody",
     "Reply",
     "api_errors",
     "build_document",
     "documented",
     "init_app",
+    "operation_of",
     "secured",
 ]
 
@@ -72,6 +75,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "An access token from `POST /oauth/token` (RFC 9068 JWT, "
         "`typ: at+jwt`, RS256).",
     },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "AUTHSERVER_METRICS_TOKEN, when the server sets one (then required).",
+    },
     "browserSession": {
         "type": "apiKey",
         "in": "cookie",
@@ -85,8 +93,23 @@ SECURITY_NAMES = {
     "client": "clientBasic",
     "bearer": "bearer",
     "browser": "browserSession",
+    "metrics": "metricsToken",
     "none": None,
 }
+# ``security=PUBLIC``: the operation needs no credentials at all (OpenAPI ``security: []``).
+PUBLIC: tuple[str, ...] = ()
+REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class _NoBody:
+    """``body=NO_BODY``: the operation reads no request body (a POST that acts on its
+    path alone); said so that a test can tell it from a body left undocumented."""
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: Any = _NoBody()
 
 TAG_DESCRIPTIONS = {
     "oauth": "OAuth 2 endpoints: token (RFC 6749), introspection (RFC 7662), revocation "
@@ -128,7 +151,7 @@ class Reply:
 
     model: Any = None  # a pydantic model, or any type pydantic can describe
     description: str | None = None
-    media_type: str = JSON
+    media_type: str | tuple[str, ...] = JSON  # several: the same schema in each
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
 
 
@@ -190,13 +213,15 @@ def documented(
 ) -> Callable[[View], View]:
     """Attach OpenAPI metadata to a view; its behaviour does not change.
 
-    - ``body``: model of a JSON body; ``form``: of a form body (both: either is accepted).
+    - ``body``: model of a JSON body; ``form``: of a form body (both: either is accepted);
+      ``NO_BODY``: the operation reads none.
     - ``query``: model whose fields are the query parameters.
     - ``responses``: status -> a model (JSON body), a description, ``None`` (no body,
-      the status phrase) or a ``Reply``.
+      the status phrase) or a ``Reply``. A redirect (3xx but 304) documents its
+      ``Location`` header without being told.
     - ``security``: alternatives among ``"bearer"``, ``"client"`` (Basic client
       credentials), ``"browser"`` (the pages' session cookie) and ``"none"``
-      (anonymous allowed).
+      (anonymous allowed); ``PUBLIC`` (empty): no credentials at all.
     - ``method``: for a view serving several methods, metadata for that one only
       (stack one decorator per method); otherwise it applies to all of them.
     """
@@ -249,7 +274,9 @@ def secured(
     return view
 
 
-def _operation_of(view: Callable[..., Any], method: str) -> Operation | None:
+def operation_of(view: Callable[..., Any], method: str) -> Operation | None:
+    """What ``@documented`` and an authentication decorator declared for ``method`` of
+    ``view`` (None: nothing)."""
     view_class = getattr(view, "view_class", None)  # a Flask MethodView
     candidates = [getattr(view_class, method.lower(), None), view_class] if view_class else []
     found = None
@@ -351,7 +378,8 @@ class _Schemas:
 
 def _collect(operation: Operation, schemas: _Schemas) -> None:
     for value in (operation.body, operation.form, operation.query):
-        schemas.want(value, "validation")
+        if value is not NO_BODY:
+            schemas.want(value, "validation")
     for value in operation.responses.values():
         schemas.want(value.model if isinstance(value, Reply) else value, "serialization")
 
@@ -359,7 +387,7 @@ def _collect(operation: Operation, schemas: _Schemas) -> None:
 def _request_body(operation: Operation, schemas: _Schemas) -> dict[str, Any] | None:
     content = {}
     for media_type, model in ((JSON, operation.body), (FORM, operation.form)):
-        if model is not None:
+        if model is not None and model is not NO_BODY:
             content[media_type] = {"schema": schemas.of(model, "validation")}
     if not content:
         return None
@@ -394,13 +422,18 @@ def _response(status: int | str, value: Any, schemas: _Schemas) -> dict[str, Any
     if description is None:
         description = _status_phrase(status)
     answer: dict[str, Any] = {"description": description}
-    if reply.headers:
+    headers = dict(reply.headers)
+    if str(status).isdigit() and int(status) in REDIRECTS:
+        headers.setdefault("Location", "Where to go next.")
+    if headers:
         answer["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}
-            for name, text in reply.headers.items()
+            for name, text in headers.items()
         }
     if reply.model is not None:
-        answer["content"] = {reply.media_type: {"schema": schemas.of(reply.model, "serialization")}}
+        media_types = (reply.media_type,) if isinstance(reply.media_type, str) else reply.media_type
+        schema = schemas.of(reply.model, "serialization")
+        answer["content"] = {media_type: {"schema": schema} for media_type in media_types}
     return answer
 
 
@@ -439,7 +472,7 @@ def build_document(app: Flask) -> dict[str, Any]:
             continue
         view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - IGNORED_METHODS):
-            routes.append((rule, method, view, _operation_of(view, method)))
+            routes.append((rule, method, view, operation_of(view, method)))
 
     schemas = _Schemas()
     for *_, operation in routes:
@@ -538,6 +571,7 @@ class OpenApiDocument(BaseModel):
     "This OpenAPI 3.1 document",
     tags=["docs"],
     responses={200: OpenApiDocument, 304: "Not modified (the ETag still matches)."},
+    security=PUBLIC,
 )
 def openapi_json() -> Response:
     encoded = current_app.extensions.get(EXTENSION)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
+import uuid
 from html.parser import HTMLParser
 from typing import Literal
 
 import pytest
+from joserfc.jwk import ECKey
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from pydantic import BaseModel, Field
 
-from tests.conftest import PASSWORD, build_app
+from authserver.accounts.services import create_user
+from authserver.authorize.consents import grant_consent
+from authserver.extensions import db
+from authserver.oauth.clients import create_client
+from authserver.oauth.models import Client
+from authserver.openapi import NO_BODY, operation_of
+from tests.conftest import PASSWORD, OAuthClient, build_app
+from tests.own_api import ACCOUNT, ADMIN, bearer, sign_in
 
 IGNORED = {"HEAD", "OPTIONS"}
 FLASK_PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
@@ -71,6 +80,73 @@ def test_document_lists_every_registered_route_and_method(app, http):
     registered = registered_operations(app)
     assert ("/oauth/token", "post") in registered  # the comparison is not vacuous
     assert documented_operations(document(http)) == registered
+
+
+BODILESS_METHODS = {"get", "delete"}
+NO_CONTENT = {"204", "304"}  # answers that never have a body
+
+
+def completeness_problems(app, doc: dict) -> list[str]:
+    """What each operation lacks: ``security``; an answer it succeeds with; a schema for
+    every answer that has a body; ``Location`` on a redirect; a request body, unless its
+    declaration says it reads none (``body=NO_BODY``)."""
+    problems = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
+            continue
+        path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
+        for method in sorted(m.lower() for m in rule.methods - IGNORED):
+            where = f"{method.upper()} {path}"
+            operation = doc["paths"][path][method]
+            if "security" not in operation:
+                problems.append(f"{where}: no security")
+            answers = operation["responses"]
+            if not any(status[0] in "23" for status in answers):
+                problems.append(f"{where}: no 2xx or 3xx answer")
+            for status, answer in answers.items():
+                redirect = status[0] == "3" and status not in NO_CONTENT
+                if redirect and "Location" not in answer.get("headers", {}):
+                    problems.append(f"{where}: {status} without Location")
+                elif not redirect and status not in NO_CONTENT and not answer.get("content"):
+                    problems.append(f"{where}: {status} without a schema")
+            declared = operation_of(app.view_functions[rule.endpoint], method.upper())
+            takes_none = declared is not None and declared.body is NO_BODY
+            if method not in BODILESS_METHODS and "requestBody" not in operation and not takes_none:
+                problems.append(f"{where}: no request body, and not declared NO_BODY")
+    return problems
+
+
+def test_every_operation_documents_its_schemas_and_security(app, http):
+    """Schemas and security come from the declarations of each route (``@documented``,
+    ``secured``); a route missing one fails here, named."""
+    assert completeness_problems(app, document(http)) == []
+
+
+def test_an_undeclared_route_is_named_as_incomplete(tmp_path, keys_dir):
+    from flask import Blueprint
+
+    from authserver.openapi import NO_BODY, documented
+
+    extra = build_app(f"sqlite:///{tmp_path / 'extra.db'}", keys_dir)
+    bp = Blueprint("extra", __name__)
+
+    @bp.post("/extra/bare")
+    def bare():
+        return {}
+
+    @bp.post("/extra/told")
+    @documented("Act", body=NO_BODY, responses={204: None}, security=[])
+    def told():
+        return "", 204
+
+    extra.register_blueprint(bp)
+    problems = completeness_problems(extra, document(extra.test_client()))
+    assert problems == [
+        "POST /extra/bare: no security",
+        "POST /extra/bare: no 2xx or 3xx answer",
+        "POST /extra/bare: default without a schema",
+        "POST /extra/bare: no request body, and not declared NO_BODY",
+    ]
 
 
 def test_every_operation_has_a_response_and_a_unique_id(http):
@@ -202,6 +278,162 @@ def test_seed_answers_fit_their_documented_schemas(http, user):
     logout = http.post("/accounts/logout/", json={"refresh": refreshed.json["refresh"]})
     assert logout.status_code == 200
     assert_documented(doc, "/accounts/logout/", "post", logout)
+
+
+class Checked:
+    """A test client whose every answer must be documented and fit its schema; it notes
+    (path, method, status) of each answer it checked."""
+
+    def __init__(self, app, http) -> None:
+        self.http, self.doc, self.seen = http, document(http), set()
+        self.urls = app.url_map.bind("localhost")
+
+    def __call__(self, method: str, url: str, status: int, **options):
+        response = self.http.open(url, method=method, **options)
+        assert response.status_code == status, (method, url, response.status_code, response.data)
+        rule, _ = self.urls.match(url.partition("?")[0], method=method, return_rule=True)
+        path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
+        if response.status_code != 204:
+            assert_documented(self.doc, path, method.lower(), response)
+        else:
+            assert "204" in self.doc["paths"][path][method.lower()]["responses"], (method, url)
+        self.seen.add((path, method.lower(), str(response.status_code)))
+        return response.json if response.data else None
+
+    def successes_not_seen(self, prefixes: tuple[str, ...]) -> set[tuple[str, str, str]]:
+        documented = {
+            (path, method, status)
+            for path, item in self.doc["paths"].items()
+            if path.startswith(prefixes)
+            for method, operation in item.items()
+            for status in operation["responses"]
+            if status.startswith("2")
+        }
+        return documented - self.seen
+
+
+@pytest.fixture
+def admin_token(http, make_client, make_user) -> dict[str, str]:
+    make_user("+33611111111", admin=True)
+    console = make_client(grant_types=("password",), first_party=True, name="console")
+    return bearer(sign_in(http, console, "+33611111111", resource=ADMIN)["access_token"])
+
+
+# Rotating and revoking signing keys would change the suite's shared keys: the next test
+# walks them in an app of its own.
+KEY_CHANGES = {("/admin/keys/rotate", "post", "200"), ("/admin/keys/{kid}/revoke", "post", "200")}
+
+
+def test_admin_and_account_answers_fit_their_documented_schemas(
+    app, make_otp_app, gateway, make_client, user, admin_token
+):
+    """Every success the admin and account APIs document, reached through HTTP: each
+    answer's body fits the schema /openapi.json gives for it (keys exactly)."""
+    otp_app = make_otp_app()
+    check = Checked(otp_app, otp_app.test_client())
+    admin = {"headers": admin_token}
+
+    check("GET", "/admin/permissions", 200, **admin)
+    check("POST", "/admin/permissions", 201, json={"codename": "kept.view"}, **admin)
+    permission = check("POST", "/admin/permissions", 201, json={"codename": "a.b"}, **admin)
+    one = f"/admin/permissions/{permission['id']}"
+    check("GET", one, 200, **admin)
+    check("PATCH", one, 200, json={"name": "A b"}, **admin)
+    check("DELETE", one, 204, **admin)
+
+    check("GET", "/admin/groups", 200, **admin)
+    kept = {"name": "Kept", "permissions": ["kept.view"]}
+    check("POST", "/admin/groups", 201, json=kept, **admin)
+    group = check("POST", "/admin/groups", 201, json={"name": "Staff"}, **admin)
+    check("GET", f"/admin/groups/{group['id']}", 200, **admin)
+    check("PATCH", f"/admin/groups/{group['id']}", 200, json={"name": "Crew"}, **admin)
+    check("DELETE", f"/admin/groups/{group['id']}", 204, **admin)
+
+    check("GET", "/admin/users?q=0612", 200, **admin)
+    made = check("POST", "/admin/users", 201, json={"phone": "+33612000001"}, **admin)
+    one = f"/admin/users/{made['id']}"
+    check("GET", one, 200, **admin)
+    check("PATCH", one, 200, json={"first_name": "Ada"}, **admin)
+    check("PUT", one + "/groups", 200, json={"groups": ["Kept"]}, **admin)
+    check("PUT", one + "/permissions", 200, json={"permissions": ["kept.view"]}, **admin)
+    check("POST", one + "/block", 200, **admin)
+    check("POST", one + "/unblock", 200, **admin)
+
+    check("GET", "/admin/clients", 200, **admin)
+    for public in (False, True):
+        body = {"name": "app", "grant_types": ["password"], "public": public}
+        client = check("POST", "/admin/clients", 201, json=body, **admin)
+    client = check("POST", "/admin/clients", 201, json={**body, "public": False}, **admin)
+    one = f"/admin/clients/{client['client_id']}"
+    check("GET", one, 200, **admin)
+    check("PATCH", one, 200, json={"name": "renamed"}, **admin)
+    check("POST", one + "/rotate-secret", 200, **admin)
+    check("POST", one + "/disable", 200, **admin)
+    check("POST", one + "/enable", 200, **admin)
+    check("GET", "/admin/keys", 200, **admin)
+    check("GET", "/admin/audit?limit=200", 200, **admin)
+
+    check("GET", "/admin/audiences", 200, **admin)
+    key = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    body = {"identifier": "https://api.example.com", "encryption_key": key}
+    audience = check("POST", "/admin/audiences", 201, json=body, **admin)
+    one = f"/admin/audiences/{audience['id']}"
+    check("GET", one, 200, **admin)
+    other_key = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    check("PUT", one + "/encryption-key", 200, json={"encryption_key": other_key}, **admin)
+    check("DELETE", one + "/encryption-key", 200, **admin)
+    check("DELETE", one, 204, **admin)
+
+    platform = make_client(first_party=True, name="platform app")
+    other = sign_in(check.http, platform, resource=ACCOUNT)
+    me = {"headers": bearer(sign_in(check.http, platform, resource=ACCOUNT)["access_token"])}
+    check("GET", "/account/profile", 200, **me)
+    with otp_app.app_context():
+        partner = make_client(name="partner")
+        grant_consent(uuid.UUID(user), db.session.get(Client, partner.client_id), "profile")
+        db.session.commit()
+    check("GET", "/account/consents", 200, **me)
+    check("DELETE", f"/account/consents/{partner.client_id}", 200, **me)
+    check("PATCH", "/account/profile", 200, json={"last_name": "Lovelace"}, **me)
+    sessions = check("GET", "/account/sessions", 200, **me)["sessions"]
+    (other_session,) = [s["id"] for s in sessions if not s["current"]]
+    assert other["access_token"]
+    check("DELETE", f"/account/sessions/{other_session}", 204, **me)
+    check("POST", "/account/sessions/end-others", 200, **me)
+    check("POST", "/account/code", 200, **me)
+    change = {"current_password": PASSWORD, "new_password": "another good secret"}
+    check("POST", "/account/password", 200, json=change, **me)
+    new_phone = "+33698765432"
+    start = {"phone": new_phone, "current_password": "another good secret"}
+    check("POST", "/account/phone", 200, json=start, **me)
+    confirm = {"phone": new_phone, "code": gateway.last_code(new_phone)}
+    check("POST", "/account/phone/confirm", 200, json=confirm, **me)
+    check("POST", "/account/logout", 204, **me)
+
+    assert check.successes_not_seen(("/admin/", "/account/")) - KEY_CHANGES == set()
+
+
+def test_signing_key_answers_fit_their_documented_schemas(tmp_path):
+
+    own = build_app(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path / "keys")
+    with own.app_context():
+        create_user("+33611111111", PASSWORD, admin=True)
+        made, secret = create_client(
+            name="console", grant_types=["password"], first_party=True, actor="tests"
+        )
+        db.session.commit()
+        console = OAuthClient(made.client_id, secret)
+    check = Checked(own, own.test_client())
+    token = sign_in(check.http, console, "+33611111111", resource=ADMIN)["access_token"]
+    admin = {"headers": bearer(token)}
+    before = check("GET", "/admin/keys", 200, **admin)["keys"]
+    rotated = check("POST", "/admin/keys/rotate", 200, json={"force": True}, **admin)
+    (retired,) = [key["kid"] for key in before if key["state"] == "active"]
+    assert rotated["retired"] == [retired]
+    listed = check("GET", "/admin/keys", 200, **admin)["keys"]
+    assert {key["state"] for key in listed} == {"active", "next", "retired"}
+    check("POST", f"/admin/keys/{retired}/revoke", 200, **admin)
+    assert check.seen >= KEY_CHANGES
 
 
 def test_seed_bodies_are_documented_by_the_models_that_validate_them(http):

@@ -1,13 +1,16 @@
-"""Request bodies of the self-service API (``/account/...``); they validate the requests
-and describe them in the OpenAPI document. Responses: ``serialize_user`` (the seed's
-``user`` object) and ``describe_session``."""
+"""Request bodies of the self-service API (``/account/...``), which validate the requests
+and describe them in the OpenAPI document, and its answers: ``SeedUser`` is what
+``serialize_user`` returns (the seed's ``user`` object, everywhere a user is shown),
+``SessionReply`` what ``describe_session`` returns. The answer models forbid extra keys,
+so a key a serializer adds without documenting it fails the tests that check real
+answers against /openapi.json."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from authserver.api import Schema
 
@@ -82,3 +85,54 @@ class PhoneChangeStart(Schema):
 class PhoneChangeConfirm(Schema):
     phone: Phone
     code: str = Field(min_length=1, max_length=32)
+
+
+# --- answers ---------------------------------------------------------------------------
+class Answer(BaseModel):
+    """A JSON answer: exactly these keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeedUser(Answer):
+    """The seed login response's `user` object (accounts.services.serialize_user)."""
+
+    id: str = Field(description="UUID.")
+    username: str
+    email: str = Field(description="Empty when unknown.")
+    phone: str = Field(description="E.164.")
+    first_name: str
+    last_name: str
+    account_type: str
+    is_active: bool
+    is_blocked: bool
+    groups: list[str]
+    permissions: list[str] = Field(description="Permission codenames.")
+
+
+class SessionReply(Answer):
+    """A signed-in device (oauth.sessions.describe_session)."""
+
+    id: str = Field(description="UUID.")
+    device_name: str = Field(description="Given at sign-in, else read from the User-Agent.")
+    client_id: str | None = Field(description="The app; null for the hosted pages' sign-in.")
+    browser: bool = Field(description="The hosted pages' sign-in (single sign-on).")
+    ip_address: str | None
+    user_agent: str | None
+    amr: list[str] = Field(description="How the user signed in (RFC 8176): pwd, otp, …")
+    created_at: str = Field(description="ISO 8601.")
+    last_used_at: str = Field(description="ISO 8601.")
+    expires_at: str = Field(description="ISO 8601.")
+    current: bool = Field(description="The session of the token asking.")
+
+
+class SessionsReply(Answer):
+    sessions: list[SessionReply] = Field(description="Most recently used first.")
+
+
+class SessionsEnded(Answer):
+    sessions_revoked: int = Field(description="How many sessions ended.")
+
+
+class PasswordChanged(SessionsEnded):
+    password_changed: bool

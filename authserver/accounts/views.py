@@ -18,9 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from authserver.accounts import self_service
 from authserver.accounts.schemas import (
     PasswordChange,
+    PasswordChanged,
     PhoneChangeConfirm,
     PhoneChangeStart,
     ProfileUpdate,
+    SeedUser,
+    SessionsEnded,
+    SessionsReply,
 )
 from authserver.accounts.services import serialize_user
 from authserver.api import conflict, install, json_body
@@ -29,7 +33,8 @@ from authserver.bearer import authenticate, current_token, current_user
 from authserver.extensions import db
 from authserver.oauth.models import AuthSession
 from authserver.oauth.sessions import describe_session, live_sessions_query
-from authserver.openapi import api_errors, documented
+from authserver.openapi import NO_BODY, Reply, api_errors, documented
+from authserver.otp.schemas import CodeSentReply
 from authserver.otp.services import CodeSent
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -60,7 +65,7 @@ def _commit(what: str, field: str) -> None:
 @documented(
     "My profile",
     tags=["account"],
-    responses={200: "The seed user object."},
+    responses={200: Reply(SeedUser, "The seed user object.")},
 )
 def profile() -> Response:
     return jsonify(serialize_user(current_user()))
@@ -72,7 +77,7 @@ def profile() -> Response:
     "Change my names, username or email",
     tags=["account"],
     body=ProfileUpdate,
-    responses={200: "My profile as it is now.", **api_errors(400, 409, 415)},
+    responses={200: Reply(SeedUser, "My profile as it is now."), **api_errors(400, 409, 415)},
 )
 def update_profile() -> Response:
     user = current_user()
@@ -87,7 +92,11 @@ def update_profile() -> Response:
 @documented(
     "Send a code to my current phone",
     tags=["account"],
-    responses={200: "Sent (`code` only with AUTHSERVER_OTP_EXPOSE_CODE).", **api_errors(429, 503)},
+    body=NO_BODY,
+    responses={
+        200: Reply(CodeSentReply, "Sent (`code` only with AUTHSERVER_OTP_EXPOSE_CODE)."),
+        **api_errors(429, 503),
+    },
 )
 def send_code() -> Response:
     """Send a code to my current phone: what an account without a password gives as
@@ -101,7 +110,10 @@ def send_code() -> Response:
     "Change my password",
     tags=["account"],
     body=PasswordChange,
-    responses={200: "Changed; every other session ended.", **api_errors(400, 415, 429)},
+    responses={
+        200: Reply(PasswordChanged, "Changed; every other session ended."),
+        **api_errors(400, 415, 429),
+    },
 )
 def password() -> Response:
     body = json_body(PasswordChange)
@@ -122,7 +134,10 @@ def password() -> Response:
     "Start changing my phone number",
     tags=["account"],
     body=PhoneChangeStart,
-    responses={200: "A code went to the new number.", **api_errors(400, 415, 429, 503)},
+    responses={
+        200: Reply(CodeSentReply, "A code went to the new number."),
+        **api_errors(400, 415, 429, 503),
+    },
 )
 def start_phone_change() -> Response:
     """Send a code to the new number; ``/account/phone/confirm`` completes the change."""
@@ -142,7 +157,10 @@ def start_phone_change() -> Response:
     "Confirm my new phone number",
     tags=["account"],
     body=PhoneChangeConfirm,
-    responses={200: "My profile with the new number.", **api_errors(400, 409, 415)},
+    responses={
+        200: Reply(SeedUser, "My profile with the new number."),
+        **api_errors(400, 409, 415),
+    },
 )
 def confirm_phone_change() -> Response:
     """The new number becomes mine; my other sessions end; the old number is told."""
@@ -158,7 +176,7 @@ def confirm_phone_change() -> Response:
 @documented(
     "My signed-in devices",
     tags=["account"],
-    responses={200: "My live sessions, `current` marking this one."},
+    responses={200: Reply(SessionsReply, "My live sessions, `current` marking this one.")},
 )
 def sessions() -> Response:
     user, sid = current_user(), current_token().session_id
@@ -186,7 +204,8 @@ def end_session(session_id: uuid.UUID) -> tuple[str, int]:
 @documented(
     "End my other sessions",
     tags=["account"],
-    responses={200: "How many ended."},
+    body=NO_BODY,
+    responses={200: Reply(SessionsEnded, "How many ended.")},
 )
 def end_other_sessions() -> Response:
     ended = self_service.end_other_sessions(current_user(), keep=current_token().session_id)
@@ -199,6 +218,7 @@ def end_other_sessions() -> Response:
 @documented(
     "Sign out (end this session)",
     tags=["account"],
+    body=NO_BODY,
     responses={204: "Ended."},
 )
 def logout() -> tuple[str, int]:

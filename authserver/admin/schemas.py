@@ -1,14 +1,15 @@
-"""Request bodies and query strings of the admin API; they validate the requests and
-describe them in the OpenAPI document."""
+"""Request bodies and query strings of the admin API, which validate the requests and
+describe them in the OpenAPI document, and the answers of its views (``...Reply``: the
+dicts of admin.services' and signing.services' serializers, keys exactly these)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from authserver.accounts.schemas import Email, Name, NewPassword, Phone, Username
+from authserver.accounts.schemas import Answer, Email, Name, NewPassword, Phone, SeedUser, Username
 from authserver.api import Schema
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
@@ -140,3 +141,123 @@ class AuditQuery(Page):
     outcome: str | None = Field(default=None, max_length=16)
     since: Instant | None = None
     until: Instant | None = None
+
+
+# --- answers ---------------------------------------------------------------------------
+NextOffset = Annotated[
+    int | None, Field(description="The `offset` of the next page; null on the last page.")
+]
+Timestamp = Annotated[str, Field(description="ISO 8601.")]
+
+
+class UserPage(Answer):
+    users: list[SeedUser]
+    next_offset: NextOffset
+
+
+class UserBlocked(Answer):
+    user: SeedUser
+    sessions_revoked: int = Field(description="How many sessions ended.")
+
+
+class GroupReply(Answer):
+    """A group (admin.services.serialize_group)."""
+
+    id: int
+    name: str
+    permissions: list[str] = Field(description="Permission codenames.")
+
+
+class GroupsReply(Answer):
+    groups: list[GroupReply]
+
+
+class PermissionReply(Answer):
+    """A permission (admin.services.serialize_permission)."""
+
+    id: int
+    codename: str
+    name: str
+
+
+class PermissionsReply(Answer):
+    permissions: list[PermissionReply]
+
+
+class ClientReply(Answer):
+    """An OAuth client (admin.services.serialize_client): never its secret."""
+
+    client_id: str
+    name: str
+    grant_types: list[str]
+    scope: str
+    token_endpoint_auth_method: str = Field(examples=["client_secret_basic", "none"])
+    public: bool
+    resource_server: bool
+    first_party: bool
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    is_active: bool
+    created_at: Timestamp
+
+
+class ClientWithSecret(ClientReply):
+    """An OAuth client and its new secret, shown in this answer only."""
+
+    client_secret: str | None = Field(description="Null for a public client.")
+
+
+class ClientPage(Answer):
+    clients: list[ClientReply]
+    next_offset: NextOffset
+
+
+class SigningKeyReply(Answer):
+    """A signing key as `authserver keys list` shows it (signing.services.describe_key)."""
+
+    kid: str
+    state: Literal["next", "active", "retired", "revoked"]
+    alg: str
+    created_at: Timestamp
+    activated_at: Timestamp | None
+    retired_at: Timestamp | None
+    revoked_at: Timestamp | None
+    published: bool = Field(description="Whether the JWKS serves it now.")
+    published_until: Timestamp | None = Field(
+        None, description="A retired key: when the JWKS stops serving it."
+    )
+    rotation_safe_at: Timestamp | None = Field(
+        None, description="The next key: from when rotating to it is safe."
+    )
+
+
+class SigningKeysReply(Answer):
+    keys: list[SigningKeyReply]
+
+
+class KeySummary(Answer):
+    """The signing keys after a rotation (signing.services.key_summary)."""
+
+    active: str | None = Field(description="kid of the key that signs.")
+    next: str | None = Field(description="kid of the key published to sign next.")
+    retired: list[str] = Field(description="kids of retired keys the JWKS still serves.")
+
+
+class AuditEventReply(Answer):
+    """An audit event (admin.services.serialize_event); never a secret."""
+
+    id: int
+    occurred_at: Timestamp
+    event: str = Field(examples=["user.created", "token.issued"])
+    outcome: str = Field(examples=["success", "failure", "refused"])
+    actor: str | None = Field(description="Who did it: a user id, a client id, `cli`.")
+    user_id: str | None = Field(description="The user it concerns.")
+    client_id: str | None
+    ip_address: str | None
+    user_agent: str | None
+    details: dict[str, Any] | None
+
+
+class AuditPage(Answer):
+    events: list[AuditEventReply]
+    next_offset: NextOffset

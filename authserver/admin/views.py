@@ -15,22 +15,36 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from authserver.accounts.models import Group, Permission, User
+from authserver.accounts.schemas import Answer, SeedUser
 from authserver.accounts.services import serialize_user
 from authserver.admin import services
 from authserver.admin.access import actor, require_admin
 from authserver.admin.schemas import (
+    AuditPage,
     AuditQuery,
     ClientCreate,
+    ClientPage,
     ClientQuery,
+    ClientReply,
     ClientUpdate,
+    ClientWithSecret,
     GroupCreate,
+    GroupReply,
+    GroupsReply,
     GroupsSet,
     GroupUpdate,
     KeyRotate,
+    KeySummary,
     PermissionCreate,
+    PermissionReply,
+    PermissionsReply,
     PermissionsSet,
     PermissionUpdate,
+    SigningKeyReply,
+    SigningKeysReply,
+    UserBlocked,
     UserCreate,
+    UserPage,
     UserQuery,
     UserUpdate,
 )
@@ -49,7 +63,7 @@ from authserver.api import ApiError, conflict, install, json_body, not_found, qu
 from authserver.extensions import db
 from authserver.oauth.clients import ClientError, create_client, new_client_secret
 from authserver.oauth.models import Client
-from authserver.openapi import api_errors, documented
+from authserver.openapi import NO_BODY, Reply, api_errors, documented
 from authserver.signing.models import SigningKey
 from authserver.signing.services import (
     KeyOperationError,
@@ -65,9 +79,15 @@ install(bp)
 
 
 def admin_operation(
-    summary: str, ok: int = 200, *errors: int, body: Any = None, params: Any = None
+    summary: str,
+    ok: int = 200,
+    *errors: int,
+    body: Any = None,
+    params: Any = None,
+    reply: type[Answer] | None = None,
 ):
-    """The route's OpenAPI entry: its success and failures (401/403 come from
+    """The route's OpenAPI entry: its body (``NO_BODY`` for an action named by its path
+    alone), its success (``reply``: the answer's model) and failures (401/403 come from
     ``require_admin``)."""
     text = {200: "Done: the resource as it is now.", 201: "Created.", 204: "Done."}[ok]
     return documented(
@@ -75,7 +95,7 @@ def admin_operation(
         tags=["admin"],
         body=body,
         query=params,
-        responses={ok: text, **api_errors(*errors)},
+        responses={ok: Reply(reply, text) if reply else text, **api_errors(*errors)},
     )
 
 
@@ -97,7 +117,7 @@ def _commit(what: str, field: str | None = None) -> None:
 # --- users ---------------------------------------------------------------------------
 @bp.get("/users")
 @require_admin
-@admin_operation("List users", 200, 400, params=UserQuery)
+@admin_operation("List users", 200, 400, params=UserQuery, reply=UserPage)
 def list_users() -> Response:
     params = query(UserQuery)
     rows = db.session.scalars(
@@ -109,7 +129,7 @@ def list_users() -> Response:
 
 @bp.post("/users")
 @require_admin
-@admin_operation("Create a user", 201, 400, 409, 415, body=UserCreate)
+@admin_operation("Create a user", 201, 400, 409, 415, body=UserCreate, reply=SeedUser)
 def create_user_view() -> tuple[Response, int]:
     body = json_body(UserCreate)
     user = services.add_user(body.model_dump(), actor=actor())
@@ -119,14 +139,14 @@ def create_user_view() -> tuple[Response, int]:
 
 @bp.get("/users/<uuid:user_id>")
 @require_admin
-@admin_operation("A user", 200, 404)
+@admin_operation("A user", 200, 404, reply=SeedUser)
 def get_user(user_id: uuid.UUID) -> Response:
     return jsonify(serialize_user(find(User, user_id, "user")))
 
 
 @bp.patch("/users/<uuid:user_id>")
 @require_admin
-@admin_operation("Change a user", 200, 400, 404, 409, 415, body=UserUpdate)
+@admin_operation("Change a user", 200, 400, 404, 409, 415, body=UserUpdate, reply=SeedUser)
 def update_user(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     body = json_body(UserUpdate)
@@ -138,7 +158,9 @@ def update_user(user_id: uuid.UUID) -> Response:
 
 @bp.post("/users/<uuid:user_id>/block")
 @require_admin
-@admin_operation("Block a user (every session ends at once)", 200, 404, 409)
+@admin_operation(
+    "Block a user (every session ends at once)", 200, 404, 409, reply=UserBlocked, body=NO_BODY
+)
 def block_user(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     ended = services.block_user(user, actor=actor())
@@ -148,7 +170,7 @@ def block_user(user_id: uuid.UUID) -> Response:
 
 @bp.post("/users/<uuid:user_id>/unblock")
 @require_admin
-@admin_operation("Unblock a user", 200, 404)
+@admin_operation("Unblock a user", 200, 404, reply=UserBlocked, body=NO_BODY)
 def unblock_user(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     set_blocked(user, False, actor=actor())
@@ -158,7 +180,7 @@ def unblock_user(user_id: uuid.UUID) -> Response:
 
 @bp.put("/users/<uuid:user_id>/groups")
 @require_admin
-@admin_operation("Set a user's groups", 200, 400, 404, 415, body=GroupsSet)
+@admin_operation("Set a user's groups", 200, 400, 404, 415, body=GroupsSet, reply=SeedUser)
 def set_user_groups(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     services.set_user_groups(user, json_body(GroupsSet).groups, actor=actor())
@@ -168,7 +190,9 @@ def set_user_groups(user_id: uuid.UUID) -> Response:
 
 @bp.put("/users/<uuid:user_id>/permissions")
 @require_admin
-@admin_operation("Set a user's own permissions", 200, 400, 404, 415, body=PermissionsSet)
+@admin_operation(
+    "Set a user's own permissions", 200, 400, 404, 415, body=PermissionsSet, reply=SeedUser
+)
 def set_user_permissions(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     services.set_user_permissions(user, json_body(PermissionsSet).permissions, actor=actor())
@@ -179,7 +203,7 @@ def set_user_permissions(user_id: uuid.UUID) -> Response:
 # --- groups --------------------------------------------------------------------------
 @bp.get("/groups")
 @require_admin
-@admin_operation("List groups")
+@admin_operation("List groups", reply=GroupsReply)
 def list_groups() -> Response:
     groups = db.session.scalars(select(Group).order_by(Group.name)).all()
     return jsonify(groups=[serialize_group(group) for group in groups])
@@ -187,7 +211,7 @@ def list_groups() -> Response:
 
 @bp.post("/groups")
 @require_admin
-@admin_operation("Create a group", 201, 400, 409, 415, body=GroupCreate)
+@admin_operation("Create a group", 201, 400, 409, 415, body=GroupCreate, reply=GroupReply)
 def create_group() -> tuple[Response, int]:
     body = json_body(GroupCreate)
     group = services.add_group(body.name, body.permissions, actor=actor())
@@ -197,14 +221,23 @@ def create_group() -> tuple[Response, int]:
 
 @bp.get("/groups/<int:group_id>")
 @require_admin
-@admin_operation("A group", 200, 404)
+@admin_operation("A group", 200, 404, reply=GroupReply)
 def get_group(group_id: int) -> Response:
     return jsonify(serialize_group(find(Group, group_id, "group")))
 
 
 @bp.patch("/groups/<int:group_id>")
 @require_admin
-@admin_operation("Rename a group or set its permissions", 200, 400, 404, 409, 415, body=GroupUpdate)
+@admin_operation(
+    "Rename a group or set its permissions",
+    200,
+    400,
+    404,
+    409,
+    415,
+    body=GroupUpdate,
+    reply=GroupReply,
+)
 def update_group(group_id: int) -> Response:
     group = find(Group, group_id, "group")
     body = json_body(GroupUpdate)
@@ -225,7 +258,7 @@ def delete_group(group_id: int) -> tuple[str, int]:
 # --- permissions ---------------------------------------------------------------------
 @bp.get("/permissions")
 @require_admin
-@admin_operation("List permissions")
+@admin_operation("List permissions", reply=PermissionsReply)
 def list_permissions() -> Response:
     rows = db.session.scalars(select(Permission).order_by(Permission.codename)).all()
     return jsonify(permissions=[serialize_permission(p) for p in rows])
@@ -233,7 +266,9 @@ def list_permissions() -> Response:
 
 @bp.post("/permissions")
 @require_admin
-@admin_operation("Create a permission", 201, 400, 409, 415, body=PermissionCreate)
+@admin_operation(
+    "Create a permission", 201, 400, 409, 415, body=PermissionCreate, reply=PermissionReply
+)
 def create_permission() -> tuple[Response, int]:
     body = json_body(PermissionCreate)
     permission = services.add_permission(body.codename, body.name, actor=actor())
@@ -243,14 +278,16 @@ def create_permission() -> tuple[Response, int]:
 
 @bp.get("/permissions/<int:permission_id>")
 @require_admin
-@admin_operation("A permission", 200, 404)
+@admin_operation("A permission", 200, 404, reply=PermissionReply)
 def get_permission(permission_id: int) -> Response:
     return jsonify(serialize_permission(find(Permission, permission_id, "permission")))
 
 
 @bp.patch("/permissions/<int:permission_id>")
 @require_admin
-@admin_operation("Rename a permission", 200, 400, 404, 415, body=PermissionUpdate)
+@admin_operation(
+    "Rename a permission", 200, 400, 404, 415, body=PermissionUpdate, reply=PermissionReply
+)
 def update_permission(permission_id: int) -> Response:
     permission = find(Permission, permission_id, "permission")
     services.rename_permission(permission, json_body(PermissionUpdate).name, actor=actor())
@@ -274,7 +311,7 @@ def _client(client_id: str) -> Client:
 
 @bp.get("/clients")
 @require_admin
-@admin_operation("List OAuth clients", 200, 400, params=ClientQuery)
+@admin_operation("List OAuth clients", 200, 400, params=ClientQuery, reply=ClientPage)
 def list_clients() -> Response:
     params = query(ClientQuery)
     statement = client_search(params.q)
@@ -286,7 +323,7 @@ def list_clients() -> Response:
 @bp.post("/clients")
 @require_admin
 @admin_operation("Register an OAuth client (its secret is in this answer only)", 201, 400, 415,
-                 body=ClientCreate)  # fmt: skip
+                 body=ClientCreate, reply=ClientWithSecret)  # fmt: skip
 def create_client_view() -> tuple[Response, int]:
     """The secret is in this answer only; only its keyed hash is stored."""
     body = json_body(ClientCreate)
@@ -311,14 +348,14 @@ def create_client_view() -> tuple[Response, int]:
 
 @bp.get("/clients/<client_id>")
 @require_admin
-@admin_operation("An OAuth client", 200, 404)
+@admin_operation("An OAuth client", 200, 404, reply=ClientReply)
 def get_client(client_id: str) -> Response:
     return jsonify(serialize_client(_client(client_id)))
 
 
 @bp.patch("/clients/<client_id>")
 @require_admin
-@admin_operation("Change an OAuth client", 200, 400, 404, 415, body=ClientUpdate)
+@admin_operation("Change an OAuth client", 200, 400, 404, 415, body=ClientUpdate, reply=ClientReply)
 def update_client(client_id: str) -> Response:
     client = _client(client_id)
     body = json_body(ClientUpdate)
@@ -332,7 +369,8 @@ def update_client(client_id: str) -> Response:
 
 @bp.post("/clients/<client_id>/rotate-secret")
 @require_admin
-@admin_operation("A new client secret (the old one stops working at once)", 200, 404, 409)
+@admin_operation("A new client secret (the old one stops working at once)", 200, 404, 409,
+                 reply=ClientWithSecret, body=NO_BODY)  # fmt: skip
 def rotate_client_secret(client_id: str) -> Response:
     """A new secret, shown in this answer only; the old one stops working at once."""
     client = _client(client_id)
@@ -346,7 +384,8 @@ def rotate_client_secret(client_id: str) -> Response:
 
 @bp.post("/clients/<client_id>/disable")
 @require_admin
-@admin_operation("Disable an OAuth client (its tokens introspect inactive)", 200, 404)
+@admin_operation("Disable an OAuth client (its tokens introspect inactive)", 200, 404,
+                 reply=ClientReply, body=NO_BODY)  # fmt: skip
 def disable_client(client_id: str) -> Response:
     client = _client(client_id)
     services.set_client_active(client, False, actor=actor())
@@ -356,7 +395,7 @@ def disable_client(client_id: str) -> Response:
 
 @bp.post("/clients/<client_id>/enable")
 @require_admin
-@admin_operation("Enable an OAuth client", 200, 404)
+@admin_operation("Enable an OAuth client", 200, 404, reply=ClientReply, body=NO_BODY)
 def enable_client(client_id: str) -> Response:
     client = _client(client_id)
     services.set_client_active(client, True, actor=actor())
@@ -367,14 +406,14 @@ def enable_client(client_id: str) -> Response:
 # --- signing keys (the same services as `authserver keys ...`) -----------------------
 @bp.get("/keys")
 @require_admin
-@admin_operation("List signing keys")
+@admin_operation("List signing keys", reply=SigningKeysReply)
 def list_signing_keys() -> Response:
     return jsonify(keys=[describe_key(row) for row in list_keys()])
 
 
 @bp.post("/keys/rotate")
 @require_admin
-@admin_operation("Rotate the signing keys", 200, 400, 409, 415, body=KeyRotate)
+@admin_operation("Rotate the signing keys", 200, 400, 409, 415, body=KeyRotate, reply=KeySummary)
 def rotate_keys() -> Response:
     body = json_body(KeyRotate)
     try:
@@ -385,7 +424,7 @@ def rotate_keys() -> Response:
 
 @bp.post("/keys/<kid>/revoke")
 @require_admin
-@admin_operation("Revoke a signing key", 200, 404, 409)
+@admin_operation("Revoke a signing key", 200, 404, 409, reply=SigningKeyReply, body=NO_BODY)
 def revoke_signing_key(kid: str) -> Response:
     if len(kid) > 128 or db.session.get(SigningKey, kid) is None:
         raise not_found("key")
@@ -398,7 +437,7 @@ def revoke_signing_key(kid: str) -> Response:
 # --- audit log -----------------------------------------------------------------------
 @bp.get("/audit")
 @require_admin
-@admin_operation("The audit log, newest first", 200, 400, params=AuditQuery)
+@admin_operation("The audit log, newest first", 200, 400, params=AuditQuery, reply=AuditPage)
 def audit_log() -> Response:
     """Newest first; filters combine. ``since`` is inclusive, ``until`` exclusive."""
     params = query(AuditQuery)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 
 from authserver.authorize.schemas import OpenIDProviderMetadata
 from authserver.oauth.views import metadata_response
-from authserver.openapi import documented
+from authserver.openapi import PUBLIC, documented
 
 bp = Blueprint("authorize", __name__)
 
@@ -19,6 +19,7 @@ bp = Blueprint("authorize", __name__)
     "OpenID Provider metadata (OpenID Connect Discovery 1.0)",
     tags=["oauth"],
     responses={200: OpenIDProviderMetadata},
+    security=PUBLIC,
 )
 def openid_configuration() -> Response:
     return metadata_response()

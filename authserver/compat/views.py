@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from authserver.accounts.models import User
 from authserver.accounts.phones import InvalidPhoneNumber
+from authserver.accounts.schemas import SeedUser
 from authserver.accounts.self_service import update_profile
 from authserver.accounts.services import serialize_user
 from authserver.audiences.own import ACCOUNT_API
@@ -31,7 +32,7 @@ from authserver.oauth.tokens import (
     decode_access_token,
     verify_access_token,
 )
-from authserver.openapi import Reply, documented
+from authserver.openapi import PUBLIC, Reply, documented
 
 bp = Blueprint("compat", __name__)
 
@@ -64,22 +65,6 @@ class TokenPair(BaseModel):
 
     refresh: str = Field(description="Opaque refresh token; each works once.")
     access: str = Field(description="RFC 9068 JWT access token.")
-
-
-class SeedUser(BaseModel):
-    """The seed login response's `user` object (accounts.services.serialize_user)."""
-
-    id: str = Field(description="UUID.")
-    username: str
-    email: str = Field(description="Empty when unknown.")
-    phone: str = Field(description="E.164.")
-    first_name: str
-    last_name: str
-    account_type: str
-    is_active: bool
-    is_blocked: bool
-    groups: list[str]
-    permissions: list[str] = Field(description="Permission codenames.")
 
 
 class LoginResponse(TokenPair):
@@ -140,6 +125,7 @@ def _seed_doc(summary: str, body: type[BaseModel], ok: Any, failure: Reply) -> C
         body=body,
         form=body,
         responses={200: ok, 400: BAD_BODY, 401: failure, **PASSED_THROUGH},
+        security=PUBLIC,
     )
 
 
@@ -417,6 +403,7 @@ def seed004_profile_update():
 @both("/accounts/logout/", methods=["POST"])
 @documented(
     "Seed 004: sign out (ends the refresh token's session)",
+    security=PUBLIC,
     tags=["compat"],
     body=RefreshBody,
     form=RefreshBody,
@@ -464,6 +451,7 @@ class VerifiedReply(Profile):
 @both("/accounts/login/", methods=["POST"])
 @documented(
     "Seed 004: send a sign-in code by SMS (sign-up on first use)",
+    security=PUBLIC,
     tags=["compat"],
     body=PhoneBody,
     form=PhoneBody,
@@ -510,6 +498,7 @@ bp.add_url_rule(
 @both("/accounts/verify/", methods=["POST"])
 @documented(
     "Seed 004: verify the SMS code; the profile and tokens",
+    security=PUBLIC,
     tags=["compat"],
     body=PhoneCode,
     form=PhoneCode,

@@ -24,7 +24,7 @@ from authserver.oauth.schemas import (
     TokenResponse,
     UserInfo,
 )
-from authserver.openapi import Reply, documented
+from authserver.openapi import NO_BODY, PUBLIC, Reply, documented
 
 bp = Blueprint("oauth", __name__)
 
@@ -152,6 +152,7 @@ def revoke() -> Response:
     "Authorization server metadata (RFC 8414)",
     tags=["oauth"],
     responses={200: AuthorizationServerMetadata},
+    security=PUBLIC,
 )
 def metadata() -> Response:
     return metadata_response()
@@ -209,6 +210,7 @@ def refused_token(error: BearerError) -> Response:
     left out.
     """,
     tags=["oauth"],
+    body=NO_BODY,  # the token comes in the Authorization header only
     responses={200: UserInfo},
 )
 @authenticate(None, scopes=["openid"])

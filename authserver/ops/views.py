@@ -6,17 +6,20 @@ import hmac
 import logging
 import time
 from functools import cache
+from typing import Literal
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Response, current_app, jsonify, request
 from limits.storage import storage_from_string
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.context import keyring, settings
 from authserver.extensions import db
+from authserver.openapi import PUBLIC, ApiErrorBody, Reply, documented
 from authserver.ops.metrics import render, signing_key_families
 from authserver.signing.models import SigningKey
 
@@ -27,7 +30,34 @@ NO_STORE = {"Cache-Control": "no-store"}
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
 
 
+class Health(BaseModel):
+    """The process answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Each check: "ok", or why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(
+        description="database, migrations, signing_key and, with a Redis rate-limit "
+        "storage, rate_limit_storage.",
+        examples=[{"database": "ok", "migrations": "ok", "signing_key": "ok"}],
+    )
+
+
 @bp.get("/healthz")
+@documented(
+    "Liveness: the process answers",
+    tags=["ops"],
+    responses={200: Reply(Health, headers=NO_STORE)},
+    security=PUBLIC,
+)
 def healthz() -> Response:
     """The process answers. Touches no dependency: a database outage must not make an
     orchestrator restart every instance (that would turn an outage into a crash loop)."""
@@ -35,6 +65,15 @@ def healthz() -> Response:
 
 
 @bp.get("/readyz")
+@documented(
+    "Readiness: this instance can serve",
+    tags=["ops"],
+    responses={
+        200: Reply(Readiness, "Ready: every check says ok.", headers=NO_STORE),
+        503: Reply(Readiness, "Not ready: the checks that failed say why.", headers=NO_STORE),
+    },
+    security=PUBLIC,
+)
 def readyz() -> Response:
     """Whether this instance can serve: 200 when every check says "ok", else 503 with
     the reason of each check that failed."""
@@ -53,6 +92,19 @@ def readyz() -> Response:
 
 
 @bp.get("/metrics")
+@documented(
+    "Prometheus metrics",
+    tags=["ops"],
+    responses={
+        200: Reply(str, "The Prometheus text format.", media_type="text/plain", headers=NO_STORE),
+        401: Reply(
+            ApiErrorBody,
+            "AUTHSERVER_METRICS_TOKEN is set and the request does not bear it.",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        ),
+    },
+    security=["metrics", "none"],
+)
 def metrics() -> Response:
     token = settings().metrics_token
     if token and not _bearer_matches(token):

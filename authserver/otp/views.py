@@ -22,6 +22,7 @@ from authserver.errors import (
 from authserver.oauth.schemas import OAuthError
 from authserver.oauth.views import NO_STORE, oauth_error
 from authserver.openapi import Reply, documented
+from authserver.otp.schemas import CodeSentReply
 from authserver.otp.services import LOGIN, PURPOSES, reset_password, start_challenge
 
 bp = Blueprint("otp", __name__)
@@ -32,13 +33,6 @@ class CodeRequest(BaseModel):
     purpose: str = Field(
         "login", description="`login` (default: for the OTP grant) or `password_reset`."
     )
-
-
-class CodeSentReply(BaseModel):
-    phone: str = Field(description="The number, in E.164.")
-    expires_in: int = Field(description="Seconds the code stays valid.")
-    retry_after: int = Field(description="Seconds before this phone may ask again.")
-    code: str | None = Field(None, description="Only with AUTHSERVER_OTP_EXPOSE_CODE.")
 
 
 class PasswordResetRequest(BaseModel):

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, Field
 
 from authserver.context import keyring, settings
-from authserver.openapi import Reply, documented
+from authserver.openapi import PUBLIC, Reply, documented
 
 bp = Blueprint("signing", __name__)
 
@@ -39,6 +39,7 @@ class Jwks(BaseModel):
         ),
         304: "Not modified (If-None-Match matched the ETag).",
     },
+    security=PUBLIC,
 )
 def jwks() -> Response:
     """The public signing keys, pre-encoded; cache-friendly with ETag and 304."""
