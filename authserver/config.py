@@ -249,6 +249,11 @@ class Settings:
     clock_skew: int = setting(
         60, "leeway for `exp`/`iat` checks, and added to retired keys' publication"
     )
+    client_assertion_max_lifetime: int = setting(
+        300,
+        "longest a `private_key_jwt` client assertion may live (its `exp` at most this far "
+        "ahead, 10 to 3600): its `jti` is kept this long to refuse a replay",
+    )
     signing_key_bits: int = setting(2048, "RSA size of new signing keys: 2048, 3072 or 4096")
     default_client_scope: str = setting(
         "profile", "allowed scope of a client created without `--scope`"
@@ -388,6 +393,10 @@ class Settings:
             raise ConfigError("AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 10 and 600")
         if not 60 <= self.admin_auth_max_age <= 24 * 3600:
             raise ConfigError("AUTHSERVER_ADMIN_AUTH_MAX_AGE must be between 60 and 86400 seconds")
+        if not 10 <= self.client_assertion_max_lifetime <= 3600:
+            raise ConfigError(
+                "AUTHSERVER_CLIENT_ASSERTION_MAX_LIFETIME must be between 10 and 3600 seconds"
+            )
         if not 60 <= self.id_token_ttl <= 24 * 3600:
             raise ConfigError("AUTHSERVER_ID_TOKEN_TTL must be between 60 and 86400 seconds")
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:

@@ -396,6 +396,7 @@ def test_tokens_purge(installed):
             "encrypted_access_tokens": 0,
             "revoked_access_tokens": 0,
             "authorization_codes": 0,
+            "used_jtis": 0,
         }
     }
 

@@ -134,6 +134,7 @@ def test_metadata_has_every_contract_field(http):
     assert set(body["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     }
     for name in ENDPOINTS:

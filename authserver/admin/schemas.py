@@ -107,7 +107,11 @@ class ClientCreate(Schema):
     grant_types: list[str] = Field(min_length=1, max_length=10)
     scope: Scope | None = None  # default: AUTHSERVER_DEFAULT_CLIENT_SCOPE
     public: bool = False
-    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] = (
+        "client_secret_basic"
+    )
+    # private_key_jwt: the client's public keys (RFC 7517 JWKS), required by that method.
+    jwks: dict | None = None
     resource_server: bool = False
     first_party: bool = False  # one of the platform's own apps (see Client.first_party)
     client_id: ClientId | None = None  # default: a random one
@@ -197,6 +201,9 @@ class ClientReply(Answer):
     first_party: bool
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    jwks: dict | None = Field(
+        description="private_key_jwt: the client's public keys (a JWKS); null otherwise."
+    )
     is_active: bool
     created_at: Timestamp
 
@@ -204,7 +211,9 @@ class ClientReply(Answer):
 class ClientWithSecret(ClientReply):
     """An OAuth client and its new secret, shown in this answer only."""
 
-    client_secret: str | None = Field(description="Null for a public client.")
+    client_secret: str | None = Field(
+        description="Null for a public client and a private_key_jwt client."
+    )
 
 
 class ClientPage(Answer):

@@ -5,6 +5,7 @@ request commits. Refusals are ``AuthserverError``s (``InvalidField``, ``Conflict
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -138,6 +139,7 @@ def serialize_client(client: Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "redirect_uris": client.redirect_uri_list(),
         "post_logout_redirect_uris": client.post_logout_redirect_uri_list(),
+        "jwks": json.loads(client.jwks) if client.jwks else None,
         "is_active": client.is_active,
         "created_at": client.created_at.isoformat(),
     }

@@ -339,6 +339,7 @@ def create_client_view() -> tuple[Response, int]:
             client_id=body.client_id,
             redirect_uris=body.redirect_uris,
             post_logout_redirect_uris=body.post_logout_redirect_uris,
+            jwks=body.jwks,
             actor=actor(),
         )
     except ClientError as error:

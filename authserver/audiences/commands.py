@@ -24,6 +24,7 @@ from authserver.audiences.services import (
 )
 from authserver.authorize.codes import purge_expired_codes
 from authserver.cli import command, fail, operator
+from authserver.oauth.replay import purge_used_jtis
 
 audiences = click.Group(
     "audiences", help="Manage audiences (resource servers) and their encryption keys."
@@ -118,12 +119,13 @@ def delete_audience_command(reference: str) -> dict[str, Any]:
 @command
 def purge_tokens_command() -> dict[str, Any]:
     """Delete records of expired access tokens (revoked jtis, encrypted-token records)
-    and authorization codes expired for a day.
+    authorization codes expired for a day, and the ids of expired client assertions.
 
     For cron: they only answer for tokens that can no longer be used anyway."""
     return {
         "purged": {
             **purge_expired_token_records(),
             "authorization_codes": purge_expired_codes(),
+            "used_jtis": purge_used_jtis(),
         }
     }

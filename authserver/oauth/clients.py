@@ -14,6 +14,8 @@ from authserver.audit import record_event
 from authserver.authorize.redirect_uris import InvalidRedirectUri, normalize_redirect_uris
 from authserver.context import keyed_hash, settings
 from authserver.extensions import db
+from authserver.oauth.client_assertion import METHOD as PRIVATE_KEY_JWT
+from authserver.oauth.client_assertion import InvalidJwks, registered_jwks
 from authserver.oauth.grants import GRANT_TYPES
 from authserver.oauth.models import Client
 
@@ -34,17 +36,20 @@ def create_client(
     client_id: str | None = None,
     redirect_uris: list[str] | tuple[str, ...] = (),
     post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
+    jwks: dict | None = None,
     actor: str,
 ) -> tuple[Client, str | None]:
-    """The new client and its secret (None for a public client). Only the secret's keyed
-    hash is stored: it is shown to the caller once."""
+    """The new client and its secret (None for a public client and for a
+    ``private_key_jwt`` client, which registers its public keys, ``jwks``, instead).
+    Only the secret's keyed hash is stored: it is shown to the caller once."""
     check_client_rules(grant_types, public=public, resource_server=resource_server)
+    stored_jwks = client_jwks(jwks, auth_method="none" if public else auth_method)
     redirects = registered_uris(redirect_uris)
     check_redirect_rules(grant_types, redirects)
     client_id = client_id or secrets.token_urlsafe(16)
     if len(client_id) > 64 or db.session.get(Client, client_id) is not None:
         raise ClientError("client id taken or longer than 64 characters")
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = None if public or stored_jwks else secrets.token_urlsafe(32)
     scopes = normalize_scope(scope or settings().default_client_scope)
     client = Client(
         client_id=client_id,
@@ -57,6 +62,7 @@ def create_client(
         first_party=first_party,
         redirect_uris=redirects,
         post_logout_redirect_uris=registered_uris(post_logout_redirect_uris),
+        jwks=stored_jwks,
     )
     db.session.add(client)
     record_event("client.created", actor=actor, client_id=client_id)
@@ -75,6 +81,20 @@ def check_client_rules(grant_types: list[str], *, public: bool, resource_server:
         raise ClientError("a public client cannot use client_credentials (RFC 6749 §4.4)")
     if public and resource_server:
         raise ClientError("a resource server must be a confidential client")
+
+
+def client_jwks(jwks: dict | None, *, auth_method: str) -> str | None:
+    """The JWKS as stored: required by ``private_key_jwt``, refused with any other method."""
+    if auth_method != PRIVATE_KEY_JWT:
+        if jwks is not None:
+            raise ClientError("only a private_key_jwt client registers a JWKS")
+        return None
+    if jwks is None:
+        raise ClientError("a private_key_jwt client needs its public keys (jwks)")
+    try:
+        return registered_jwks(jwks)
+    except InvalidJwks as error:
+        raise ClientError(str(error)) from None
 
 
 def registered_uris(uris: list[str] | tuple[str, ...]) -> str:
@@ -102,8 +122,8 @@ def normalize_scope(scope: str) -> str:
 def new_client_secret(client: Client, *, actor: str) -> str:
     """Replace a confidential client's secret; the old one stops working at once. The new
     secret is returned once and only its keyed hash is stored."""
-    if client.is_public:
-        raise ClientError("a public client has no secret")
+    if client.is_public or client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+        raise ClientError("this client authenticates without a secret")
     secret = secrets.token_urlsafe(32)
     client.secret_hash = keyed_hash(secret)
     record_event("client.secret_rotated", actor=actor, client_id=client.client_id)

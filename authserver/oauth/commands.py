@@ -3,6 +3,7 @@ The same operations as ``/admin/clients``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -22,9 +23,16 @@ clients = click.Group("clients", help="Manage OAuth clients.")
 @click.option("--public", is_flag=True, help="A public client: no secret, auth method 'none'.")
 @click.option(
     "--auth-method",
-    type=click.Choice(["client_secret_basic", "client_secret_post"]),
-    default="client_secret_basic",
-    show_default=True,
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+    default=None,
+    help="How the client authenticates [default: client_secret_basic; private_key_jwt "
+    "with --jwks-file].",
+)
+@click.option(
+    "--jwks-file",
+    type=click.File("r"),
+    default=None,
+    help="private_key_jwt (RFC 7523): a JSON file holding the client's public keys (JWKS).",
 )
 @click.option("--resource-server", is_flag=True, help="May introspect other clients' tokens.")
 @click.option(
@@ -52,7 +60,8 @@ def create_client_command(
     grant_types: tuple[str, ...],
     scope: str | None,
     public: bool,
-    auth_method: str,
+    auth_method: str | None,
+    jwks_file,
     resource_server: bool,
     first_party: bool,
     client_id: str | None,
@@ -60,6 +69,14 @@ def create_client_command(
     post_logout_redirect_uris: tuple[str, ...],
 ) -> dict[str, Any]:
     """Register a client; its secret is printed here only (only its keyed hash is kept)."""
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.load(jwks_file)
+        except ValueError:
+            fail("--jwks-file: not a JSON document")
+    if auth_method is None:
+        auth_method = "private_key_jwt" if jwks is not None else "client_secret_basic"
     try:
         client, secret = create_client(
             name=name,
@@ -72,6 +89,7 @@ def create_client_command(
             client_id=client_id,
             redirect_uris=list(redirect_uris),
             post_logout_redirect_uris=list(post_logout_redirect_uris),
+            jwks=jwks,
             actor=operator(),
         )
     except ClientError as error:

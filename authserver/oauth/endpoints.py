@@ -15,6 +15,7 @@ from authserver.audiences.services import encrypted_token_claims
 from authserver.audit import record_event
 from authserver.context import settings
 from authserver.extensions import db, utcnow
+from authserver.oauth.grants import CONFIDENTIAL_METHODS
 from authserver.oauth.models import Client
 from authserver.oauth.sessions import find_refresh_token, revoke_session
 from authserver.oauth.tokens import (
@@ -23,8 +24,6 @@ from authserver.oauth.tokens import (
     decode_access_token,
     revoke_access_token,
 )
-
-CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 @dataclass

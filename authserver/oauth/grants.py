@@ -34,7 +34,9 @@ from authserver.oauth.tokens import Grantee, Subject
 from authserver.ops.metrics import FAILED_LOGINS
 from authserver.otp import OTP_GRANT_TYPE
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+# The methods of confidential clients (RFC 6749 §2.1).
+CONFIDENTIAL_METHODS = AUTH_METHODS[:3]
 
 
 def device_of(request) -> Device:
@@ -195,7 +197,7 @@ class RefreshTokenGrant(RefusalKeepsCredentialMixin, ClientRulesMixin, grants.Re
 
 class ClientCredentialsGrant(ClientRulesMixin, grants.ClientCredentialsGrant):
     # Only confidential clients may use it (RFC 6749 §4.4).
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
 
 GRANT_TYPES = [

@@ -18,7 +18,7 @@ from authserver.accounts.models import User
 from authserver.context import keyed_hash
 from authserver.extensions import BigIntPK, UTCDateTime, db, utcnow
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 
 class Client(db.Model, ClientMixin):
@@ -43,10 +43,14 @@ class Client(db.Model, ClientMixin):
     # (a URI holds no space); checked at registration (authorize/redirect_uris.py).
     redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
     post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # private_key_jwt (RFC 7523): the client's public keys, a JWKS as JSON text, checked
+    # at registration (oauth/client_assertion.py). None for every other method.
+    jwks: Mapped[str | None] = mapped_column(Text)
 
     @property
     def is_public(self) -> bool:
-        return self.secret_hash is None
+        # Not "has no secret": a private_key_jwt client has none and is confidential.
+        return self.token_endpoint_auth_method == "none"
 
     def redirect_uri_list(self) -> list[str]:
         return self.redirect_uris.split()
@@ -197,3 +201,15 @@ class RevocationState(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsedJti(db.Model):
+    """A JWT ``jti`` already accepted (client assertions, DPoP proofs), kept until the
+    JWT expires: one conditional INSERT claims it (oauth/replay.py), so every instance
+    sharing the database refuses a replay. Keyed by a hash of kind, issuer and jti:
+    fixed size whatever the sender writes."""
+
+    __tablename__ = "used_jtis"
+
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -20,6 +20,9 @@ GrantType = Literal[
 TokenTypeHint = Literal["access_token", "refresh_token"]
 
 
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
 class ClientCredentials(BaseModel):
     client_id: str | None = Field(
         default=None,
@@ -29,6 +32,15 @@ class ClientCredentials(BaseModel):
     client_secret: str | None = Field(
         default=None,
         description="`client_secret_post` only. Never together with Basic authentication.",
+    )
+    client_assertion_type: Literal[JWT_BEARER_ASSERTION] | None = Field(
+        default=None, description="`private_key_jwt` (RFC 7523) only."
+    )
+    client_assertion: str | None = Field(
+        default=None,
+        description="`private_key_jwt` only: a JWT signed with one of the client's registered "
+        "keys; `iss` = `sub` = the client id, `aud` = the issuer or the token endpoint URL, "
+        "`exp` at most AUTHSERVER_CLIENT_ASSERTION_MAX_LIFETIME ahead, a `jti` used once.",
     )
 
 
@@ -187,8 +199,11 @@ class AuthorizationServerMetadata(BaseModel):
     grant_types_supported: list[str]
     response_types_supported: list[str]
     token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
     introspection_endpoint_auth_methods_supported: list[str]
+    introspection_endpoint_auth_signing_alg_values_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_signing_alg_values_supported: list[str]
     scopes_supported: list[str]
     service_documentation: str
 

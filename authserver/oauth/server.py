@@ -16,6 +16,8 @@ from flask import request as flask_request
 from authserver.audit import record_event
 from authserver.extensions import db
 from authserver.logs import annotate_request
+from authserver.oauth.client_assertion import METHOD as PRIVATE_KEY_JWT
+from authserver.oauth.client_assertion import PrivateKeyJwt
 from authserver.oauth.clients import ClientCache
 from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.grants import ClientCredentialsGrant, PasswordGrant, RefreshTokenGrant
@@ -63,6 +65,8 @@ class AuthorizationServer(_AuthorizationServer):
         # RFC 6749 §2.3: a client must not use more than one authentication method.
         form = request.form
         if basic_id and ("client_secret" in form or form.get("client_id", basic_id) != basic_id):
+            raise InvalidRequestError("Use exactly one client authentication method.")
+        if "client_assertion" in form and (basic_id or "client_secret" in form):
             raise InvalidRequestError("Use exactly one client authentication method.")
         try:
             client = super().authenticate_client(request, methods, endpoint)
@@ -136,6 +140,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_token_generator(
         "default", AccessTokenGenerator(settings.issuer, settings.access_token_ttl)
     )
+    server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt(settings.clock_skew))
     server.register_grant(PasswordGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)

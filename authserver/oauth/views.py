@@ -12,7 +12,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from authserver.authorize.claims import user_claims
 from authserver.bearer import BearerError, authenticate, current_token, current_user
 from authserver.context import settings
-from authserver.oauth.grants import AUTH_METHODS
+from authserver.oauth.client_assertion import SIGNING_ALGS
+from authserver.oauth.grants import AUTH_METHODS, CONFIDENTIAL_METHODS
 from authserver.oauth.schemas import (
     AuthorizationServerMetadata,
     IntrospectionRequest,
@@ -89,7 +90,8 @@ def _server():
     description="""
     One endpoint for every grant (`grant_type`): password, refresh_token (rotating:
     each refresh token works once), client_credentials and the OTP grant. Clients
-    authenticate with `client_secret_basic`, `client_secret_post`, or only `client_id`
+    authenticate with `client_secret_basic`, `client_secret_post`, `private_key_jwt`
+    (RFC 7523: `client_assertion_type` and `client_assertion`), or only `client_id`
     for a public client.
     """,
     tags=["oauth"],
@@ -180,8 +182,11 @@ def metadata_document() -> dict:
         "grant_types_supported": current_app.extensions["authserver.grant_types"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS[:2],
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "scopes_supported": sorted({settings().default_client_scope, "profile", "phone", "email"}),
         "service_documentation": issuer + "/docs",
     }
