@@ -11,8 +11,13 @@ Checks, in this order, each failure with its RFC 6750 / RFC 9470 answer (a
 ``WWW-Authenticate`` challenge are the same everywhere):
 
 1. a Bearer token in the ``Authorization`` header (the seed profile endpoints also read
-   a cookie). None: 401 with a bare ``Bearer`` challenge, no error code (RFC 6750 §3.1);
+   a cookie), or ``Authorization: DPoP <token>``. None: 401 with a bare ``Bearer``
+   challenge, no error code (RFC 6750 §3.1);
 2. signed by us, ``typ: at+jwt``, our ``iss``, unexpired: else 401 ``invalid_token``;
+   a DPoP-bound token (``cnf.jkt``) only as ``DPoP`` with a valid proof of this request
+   by the same key covering this token (``ath``; oauth/dpop.py): else 401
+   ``invalid_token`` (presented as Bearer) or ``invalid_dpop_proof`` (a ``DPoP``
+   challenge naming the accepted ``algs``, RFC 9449 §7.1);
 3. issued for this API's audience (audiences/own.py): a token of a resource server's
    audience, or of the bare issuer, is 401 ``invalid_token`` here, whoever holds it;
 4. not revoked (its session live, its user not blocked, its client active): else 401;
@@ -43,6 +48,7 @@ from authserver.audiences.own import OWN_APIS, OwnApi
 from authserver.context import settings
 from authserver.errors import AuthserverError
 from authserver.extensions import db
+from authserver.oauth import dpop
 from authserver.oauth.models import Client
 from authserver.oauth.tokens import InvalidAccessToken, access_token_revoked, decode_access_token
 from authserver.openapi import ApiErrorBody, Reply, secured
@@ -70,6 +76,8 @@ class BearerError(AuthserverError):
         """The error code of the challenge (None: the challenge names none)."""
         return self.error
 
+    scheme = "Bearer"
+
     def challenge(self) -> str:
         parts = []
         if self.challenge_error:
@@ -77,7 +85,7 @@ class BearerError(AuthserverError):
             text = self.description.replace("\\", "").replace('"', "'")
             parts += [f'error="{self.challenge_error}"', f'error_description="{text}"']
         parts += [f'{name}="{value}"' for name, value in self.params.items()]
-        return "Bearer " + ", ".join(parts) if parts else "Bearer"
+        return f"{self.scheme} " + ", ".join(parts) if parts else self.scheme
 
     @property
     def headers(self) -> dict[str, str]:
@@ -96,6 +104,17 @@ class MissingToken(BearerError):
 
 class InvalidToken(BearerError):
     pass
+
+
+class InvalidDpopProof(BearerError):
+    """RFC 9449 §7.1: a DPoP request whose proof does not hold."""
+
+    scheme = "DPoP"
+    error = "invalid_dpop_proof"
+    description = "The DPoP proof is invalid."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, algs=" ".join(dpop.SIGNING_ALGS))
 
 
 class InsufficientScope(BearerError):
@@ -194,12 +213,27 @@ class Requirement:
             request.cookies.get("Authorization", "") if self.cookie else ""
         )
         scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        scheme, value = scheme.lower(), value.strip()
+        if scheme not in ("bearer", "dpop") or not value:
             raise MissingToken()
         try:
-            return decode_access_token(value.strip())
+            claims = decode_access_token(value)
         except InvalidAccessToken as error:
             raise InvalidToken(error.description) from None
+        bound_to = (claims.get("cnf") or {}).get("jkt")
+        if scheme == "bearer":
+            if bound_to is not None:
+                raise InvalidToken("This token is bound to a DPoP key: send it as DPoP.")
+            return claims
+        try:
+            proven_by = dpop.check_proof(access_token=value)
+        except dpop.InvalidDpopProof as error:
+            raise InvalidDpopProof(error.description) from None
+        if proven_by is None:
+            raise InvalidDpopProof("Send a DPoP proof with a DPoP token.")
+        if proven_by != bound_to:
+            raise InvalidDpopProof("The DPoP proof is not signed by the token's key.")
+        return claims
 
     def _check_client(self, claims: dict[str, Any]) -> None:
         """A client's own token passes only where no user is needed, from a client that
@@ -308,7 +342,9 @@ def _answers(api: OwnApi | None, requirement: Requirement) -> dict[int | str, Re
     refused = (
         "No token (challenge `Bearer`, no error code), or `invalid_token`: not ours, "
         f"expired, revoked, or issued for another audience than {audience} (ask for it "
-        "with `resource` at the token endpoint)."
+        "with `resource` at the token endpoint), or a DPoP-bound token sent as Bearer. "
+        "`invalid_dpop_proof` (challenge `DPoP`, RFC 9449): `Authorization: DPoP` without "
+        "a valid proof by the token's key over this request and token."
     )
     if requirement.step_up:
         refused += (

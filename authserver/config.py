@@ -254,6 +254,11 @@ class Settings:
         "longest a `private_key_jwt` client assertion may live (its `exp` at most this far "
         "ahead, 10 to 3600): its `jti` is kept this long to refuse a replay",
     )
+    dpop_proof_max_age: int = setting(
+        60,
+        "how old a DPoP proof may be (its `iat`), seconds, 5 to 600; its `jti` is kept this "
+        "long (plus the clock skew) to refuse a replay",
+    )
     signing_key_bits: int = setting(2048, "RSA size of new signing keys: 2048, 3072 or 4096")
     default_client_scope: str = setting(
         "profile", "allowed scope of a client created without `--scope`"
@@ -397,6 +402,8 @@ class Settings:
             raise ConfigError(
                 "AUTHSERVER_CLIENT_ASSERTION_MAX_LIFETIME must be between 10 and 3600 seconds"
             )
+        if not 5 <= self.dpop_proof_max_age <= 600:
+            raise ConfigError("AUTHSERVER_DPOP_PROOF_MAX_AGE must be between 5 and 600 seconds")
         if not 60 <= self.id_token_ttl <= 24 * 3600:
             raise ConfigError("AUTHSERVER_ID_TOKEN_TTL must be between 60 and 86400 seconds")
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:

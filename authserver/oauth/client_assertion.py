@@ -54,10 +54,9 @@ def registered_jwks(jwks: Any) -> str:
         raise InvalidJwks(f"the JWKS must hold between 1 and {MAX_KEYS} keys")
     kids = set()
     for key in keys:
-        if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
-            raise InvalidJwks("each key must be an RSA, EC or OKP public key")
-        if any(member in key for member in PRIVATE_MEMBERS):
-            raise InvalidJwks("the JWKS holds private key material: register public keys only")
+        problem = public_key_problem(key)
+        if problem:
+            raise InvalidJwks(problem)
         kid = key.get("kid")
         if not isinstance(kid, str) or not kid or kid in kids:
             raise InvalidJwks("each key needs its own kid")
@@ -70,6 +69,16 @@ def registered_jwks(jwks: Any) -> str:
     except (JoseError, ValueError, TypeError, KeyError) as error:
         raise InvalidJwks(f"the JWKS does not import: {error}") from None
     return stored
+
+
+def public_key_problem(key: Any) -> str | None:
+    """Why a JWK is not an asymmetric public key (None: it is one). Client keys here,
+    DPoP proof keys (oauth/dpop.py)."""
+    if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
+        return "each key must be an RSA, EC or OKP public key"
+    if any(member in key for member in PRIVATE_MEMBERS):
+        return "the key holds private key material: public keys only"
+    return None
 
 
 @lru_cache(maxsize=256)

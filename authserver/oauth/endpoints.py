@@ -130,9 +130,11 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "iat": claims["iat"],
             "jti": claims["jti"],
         }
-        for optional in ("sid", "amr", "auth_time", "groups", "entitlements"):
+        for optional in ("sid", "amr", "auth_time", "groups", "entitlements", "cnf"):
             if optional in claims:
                 payload[optional] = claims[optional]
+        if "cnf" in claims:
+            payload["token_type"] = "DPoP"
         return payload
 
 

@@ -22,6 +22,7 @@ from authserver.errors import (
 )
 from authserver.extensions import db
 from authserver.net import client_ip, user_agent
+from authserver.oauth.dpop import request_key
 from authserver.oauth.models import RefreshToken
 from authserver.oauth.sessions import (
     Device,
@@ -156,11 +157,17 @@ class RefreshTokenGrant(RefusalKeepsCredentialMixin, ClientRulesMixin, grants.Re
         try:
             # One statement on PostgreSQL; the ORM's steps otherwise, and to say why a
             # token cannot be used.
-            return rotate_refresh_token(refresh_token, client_id) or claim_refresh_token(
+            token = rotate_refresh_token(refresh_token, client_id) or claim_refresh_token(
                 refresh_token, client_id
             )
         except RefreshTokenInvalid as error:
             raise InvalidGrantError(error.description) from None
+        session = token.token.session if isinstance(token, Replay) else token.session
+        bound_to = session.dpop_jkt
+        if bound_to is not None and bound_to != request_key():
+            # RFC 9449 §5: only the holder of the key may refresh (the claim is undone).
+            raise InvalidGrantError("This refresh token needs a DPoP proof by its key.")
+        return token
 
     def authenticate_user(self, refresh_token: RefreshToken | Rotation | Replay) -> Grantee:
         if isinstance(refresh_token, Replay):  # the same successor again (sessions.py)

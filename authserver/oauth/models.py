@@ -137,6 +137,9 @@ class AuthSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # absolute lifetime
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    # DPoP (oauth/dpop.py): the thumbprint of the key a public client's refresh tokens
+    # are bound to (RFC 9449 §5); None when they are not bound.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -112,7 +112,10 @@ class TokenResponse(BaseModel):
         description="RFC 9068 JWT (`typ: at+jwt`, RS256, `kid` in the JWKS); for an "
         "audience with an encryption key, that JWT encrypted to it (compact JWE, `cty: JWT`)."
     )
-    token_type: Literal["Bearer"]
+    token_type: Literal["Bearer", "DPoP"] = Field(
+        description="`DPoP` when the request carried a DPoP proof (RFC 9449): the token "
+        "then works only with proofs by the same key."
+    )
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str | None = Field(
         default=None,
@@ -141,7 +144,7 @@ class IntrospectionResponse(BaseModel):
     revoked, or another client's (unless the caller is a resource server)."""
 
     active: bool
-    token_type: str | None = Field(default=None, examples=["Bearer", "refresh_token"])
+    token_type: str | None = Field(default=None, examples=["Bearer", "DPoP", "refresh_token"])
     scope: str | None = None
     client_id: str | None = None
     sub: str | None = Field(default=None, description="The user's id, or the client's.")
@@ -155,6 +158,9 @@ class IntrospectionResponse(BaseModel):
     auth_time: int | None = None
     groups: list[str] | None = None
     entitlements: list[str] | None = None
+    cnf: dict[str, str] | None = Field(
+        default=None, description='A DPoP-bound token\'s key (RFC 9449 §6): {"jkt": …}.'
+    )
 
 
 class RevocationRequest(ClientCredentials):
@@ -204,6 +210,7 @@ class AuthorizationServerMetadata(BaseModel):
     introspection_endpoint_auth_signing_alg_values_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[str]
     revocation_endpoint_auth_signing_alg_values_supported: list[str]
+    dpop_signing_alg_values_supported: list[str]
     scopes_supported: list[str]
     service_documentation: str
 

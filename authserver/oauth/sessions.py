@@ -262,6 +262,7 @@ class SessionState:
     amr: str
     created_at: datetime
     expires_at: datetime
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,7 @@ _ROTATE = text(  # the only value formatted in is the query above, compiled from
           AND sessions.expires_at > :now AND users.id = sessions.user_id
           AND users.is_active AND NOT users.is_blocked
         RETURNING sessions.id, sessions.user_id, sessions.client_id, sessions.scope,
-                  sessions.amr, sessions.created_at, sessions.expires_at
+                  sessions.amr, sessions.created_at, sessions.expires_at, sessions.dpop_jkt
     ), successor AS (
         INSERT INTO refresh_tokens
             (token_hash, session_id, parent_id, created_at, expires_at, sealed_value)
@@ -315,7 +316,7 @@ _ROTATE = text(  # the only value formatted in is the query above, compiled from
         RETURNING id
     )
     SELECT claimed.id, live.id AS session_id, live.user_id, live.client_id, live.scope,
-           live.amr, live.created_at, live.expires_at,
+           live.amr, live.created_at, live.expires_at, live.dpop_jkt,
            EXISTS (SELECT 1 FROM successor) AS issued,
            ARRAY(SELECT kind || ' ' || value FROM ({_ROTATION_CLAIMS}) AS held) AS held
     FROM claimed LEFT JOIN live ON true
@@ -360,6 +361,7 @@ def rotate_refresh_token(value: str, client_id: str) -> Rotation | Replay | None
         row.amr,
         row.created_at,
         row.expires_at,
+        row.dpop_jkt,
     )
     return Rotation(row.id, session, successor, groups, entitlements)
 

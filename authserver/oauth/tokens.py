@@ -23,6 +23,7 @@ from authserver.audiences.services import encrypt_access_token, token_target
 from authserver.context import keyring, settings
 from authserver.errors import AuthserverError, ServiceUnavailable
 from authserver.extensions import db, utcnow
+from authserver.oauth.dpop import request_key
 from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
 from authserver.oauth.sessions import (
     Device,
@@ -134,6 +135,10 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
                 authenticated_at=user.authenticated_at,
                 browser_session_id=user.browser_session_id,
             )
+            if client.is_public:
+                # RFC 9449 §5: a public client's refresh tokens are bound to the proof's
+                # key (None without a proof: not bound).
+                user.session.dpop_jkt = request_key()
         signed = self.signer().sign(self.claims(client, grant_type, user, scope), "at+jwt")
         target = token_target()
         if target is not None and target.key_id is not None:
@@ -163,7 +168,15 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         if amr := self.get_amr(user):
             claims["amr"] = amr
         claims.update(self.get_extra_claims(client, grant_type, user, scope))
+        if jkt := request_key():
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6
         return claims
+
+    def generate(self, *args, **kwargs) -> dict:
+        token = super().generate(*args, **kwargs)
+        if request_key() is not None:
+            token["token_type"] = "DPoP"
+        return token
 
     @staticmethod
     def new_refresh_token(client, grant_type, user: Grantee | None, scope) -> str | None:

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from authserver.authorize.claims import user_claims
 from authserver.bearer import BearerError, authenticate, current_token, current_user
 from authserver.context import settings
+from authserver.oauth import dpop
 from authserver.oauth.client_assertion import SIGNING_ALGS
 from authserver.oauth.grants import AUTH_METHODS, CONFIDENTIAL_METHODS
 from authserver.oauth.schemas import (
@@ -113,7 +114,13 @@ def token() -> Response:
         # Authlib would answer "grant_type=None is unsupported"; RFC 6749 §5.2 calls a
         # missing parameter invalid_request.
         malformed = oauth_error(400, "invalid_request", "Missing 'grant_type' parameter.")
-    return malformed or _server().create_token_response()
+    if malformed is not None:
+        return malformed
+    try:
+        dpop.bind_request(dpop.check_proof())
+    except dpop.InvalidDpopProof as error:
+        return oauth_error(400, "invalid_dpop_proof", error.description)
+    return _server().create_token_response()
 
 
 @bp.post("/oauth/introspect")
@@ -187,6 +194,7 @@ def metadata_document() -> dict:
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "dpop_signing_alg_values_supported": dpop.SIGNING_ALGS,
         "scopes_supported": sorted({settings().default_client_scope, "profile", "phone", "email"}),
         "service_documentation": issuer + "/docs",
     }
