@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from authserver.bearer import BearerError
-from authserver.errors import Conflict, InvalidField, NotFound, RateLimited
+from authserver.errors import ApiError, AuthserverError, MalformedInput, answer
 from authserver.extensions import db
-from authserver.guard import MalformedInput
 
 Model = TypeVar("Model", bound=BaseModel)
 Row = TypeVar("Row")
@@ -30,32 +28,6 @@ class Schema(BaseModel):
     """Base of every request model: unknown fields are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        description: str,
-        *,
-        fields: dict[str, list[str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.status, self.error, self.description = status, error, description
-        self.fields, self.headers = fields, headers or {}
-
-
-def error_response(error: ApiError) -> Response:
-    body: dict[str, Any] = {"error": error.error, "error_description": error.description}
-    if error.fields:
-        body["fields"] = error.fields
-    response = jsonify(body)
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def not_found(what: str) -> ApiError:
@@ -120,54 +92,14 @@ def query(model: type[Model]) -> Model:
 def install(bp: Blueprint) -> None:
     """Answer this blueprint's failures in the API style."""
 
-    @bp.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
+    @bp.errorhandler(AuthserverError)
+    def api_error(error: AuthserverError) -> Response:
         db.session.rollback()  # nothing half-done is kept
-        return error_response(error)
+        return answer(error)
 
     @bp.errorhandler(MalformedInput)
     def malformed(error: MalformedInput) -> Response:
         return api_error(invalid(error.field, error.description))
-
-    @bp.errorhandler(BearerError)
-    def refused_token(error: BearerError) -> Response:
-        db.session.rollback()
-        return error_response(
-            ApiError(
-                error.status,
-                error.error,
-                error.description,
-                headers={"WWW-Authenticate": error.challenge()},
-            )
-        )
-
-    @bp.errorhandler(InvalidField)
-    def invalid_field(error: InvalidField) -> Response:
-        db.session.rollback()
-        fields = {error.field: [error.description]}
-        return error_response(ApiError(400, error.error, error.description, fields=fields))
-
-    @bp.errorhandler(Conflict)
-    def conflicting(error: Conflict) -> Response:
-        db.session.rollback()
-        return error_response(conflict(error.description, error.field))
-
-    @bp.errorhandler(NotFound)
-    def missing(error: NotFound) -> Response:
-        db.session.rollback()
-        return error_response(not_found(error.what))
-
-    @bp.errorhandler(RateLimited)
-    def rate_limited(error: RateLimited) -> Response:
-        db.session.rollback()
-        return error_response(
-            ApiError(
-                429,
-                "too_many_requests",
-                error.description,
-                headers={"Retry-After": str(error.retry_after)},
-            )
-        )
 
     @bp.after_request
     def no_store(response: Response) -> Response:

@@ -46,11 +46,11 @@ from flask import g, request
 from authserver.accounts.models import User
 from authserver.audiences.own import OWN_APIS, OwnApi
 from authserver.context import settings
-from authserver.errors import AuthserverError
+from authserver.errors import AuthserverError, InvalidAccessToken
 from authserver.extensions import db
 from authserver.oauth import dpop
 from authserver.oauth.models import Client
-from authserver.oauth.tokens import InvalidAccessToken, access_token_revoked, decode_access_token
+from authserver.oauth.tokens import access_token_revoked, decode_access_token
 from authserver.openapi import ApiErrorBody, Reply, secured
 
 View = TypeVar("View", bound=Callable[..., Any])

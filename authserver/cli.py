@@ -170,7 +170,7 @@ def _failure(error: Exception) -> str | None:
     # Imported on the failure path only; both modules are loaded by then anyway.
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from authserver.config import ConfigError
+    from authserver.errors import ConfigError
 
     if isinstance(error, ConfigError):
         return f"configuration: {error}"

@@ -17,11 +17,9 @@ from urllib.parse import urlsplit
 import phonenumbers
 from dotenv import dotenv_values
 
+from authserver.errors import ConfigError
+
 ENVIRONMENTS = ("development", "testing", "production")
-
-
-class ConfigError(RuntimeError):
-    """A setting is missing, malformed or unsafe for the chosen environment."""
 
 
 def _int(name: str, value: str) -> int:

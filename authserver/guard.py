@@ -35,7 +35,7 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DataError
 
-from authserver.errors import AuthserverError
+from authserver.errors import MalformedInput
 from authserver.extensions import db
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-
-
-class MalformedInput(AuthserverError):
-    """A value no endpoint can use: answered 400 in the endpoint's style."""
-
-    description = "The request holds a malformed value."
-
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(description)
-        self.field = field
 
 
 def check_text(field: str, value: str) -> None:

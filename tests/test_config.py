@@ -10,7 +10,8 @@ import secrets
 import pytest
 
 from authserver import create_app
-from authserver.config import ConfigError, Settings
+from authserver.config import Settings
+from authserver.errors import ConfigError
 
 
 def key() -> str:

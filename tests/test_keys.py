@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, text
 
 from authserver import create_app
 from authserver.cli import cli
-from authserver.config import ConfigError
+from authserver.errors import ConfigError
 from tests.conftest import ISSUER, build_app, make_settings
 
 JWKS = "/.well-known/jwks.json"
@@ -364,8 +364,9 @@ def test_import_refuses_what_is_not_a_usable_private_key(app, tmp_path):
 
 def test_stored_key_column_holds_no_plaintext_key_material(app):
     from authserver.context import keyring
+    from authserver.errors import KeyDecryptionError
     from authserver.extensions import db
-    from authserver.signing.crypto import KeyDecryptionError, decrypt_private_key
+    from authserver.signing.crypto import decrypt_private_key
     from authserver.signing.models import SigningKey
 
     with app.app_context():

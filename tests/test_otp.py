@@ -10,7 +10,8 @@ import jwt
 import pytest
 from sqlalchemy import select
 
-from authserver.config import ConfigError, Settings
+from authserver.config import Settings
+from authserver.errors import ConfigError
 from authserver.otp import OTP_GRANT_TYPE
 from tests.conftest import ISSUER, PASSWORD, PHONE
 from tests.sms_gateway import WEBHOOK_SECRET

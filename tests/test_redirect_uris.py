@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from authserver.authorize.redirect_uris import InvalidRedirectUri, check_redirect_uri
+from authserver.authorize.redirect_uris import check_redirect_uri
+from authserver.errors import InvalidRedirectUri
 from tests.test_admin import admin, admin_id, bearer, console, login  # noqa: F401  (fixtures)
 
 

@@ -122,7 +122,7 @@ def test_public_client_may_not_use_client_credentials(http, make_client, app):
 
 
 def test_public_client_cannot_be_registered_for_client_credentials(make_client):
-    from authserver.oauth.clients import ClientError
+    from authserver.errors import ClientError
 
     with pytest.raises(ClientError, match="client_credentials"):
         make_client(public=True, grant_types=("client_credentials",))

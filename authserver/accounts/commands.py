@@ -16,13 +16,11 @@ from typing import IO, Any
 import click
 from click.core import ParameterSource
 
-from authserver.accounts.importing import ImportFileError, import_django_users
+from authserver.accounts.importing import import_django_users
 from authserver.accounts.models import User
-from authserver.accounts.phones import InvalidPhoneNumber
 from authserver.accounts.services import (
     ADMIN_GROUP,
     ADMIN_PERMISSION,
-    InvalidAccountType,
     check_account_type,
     create_user,
     find_user_by_phone,
@@ -32,6 +30,7 @@ from authserver.accounts.services import (
 )
 from authserver.audit import record_event
 from authserver.cli import command, fail, operator, warn
+from authserver.errors import ImportFileError, InvalidAccountType, InvalidPhoneNumber
 from authserver.extensions import db
 
 users = click.Group("users", help="Manage users.")

@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from authserver.accounts.models import User
 from authserver.accounts.passwords import DJANGO_PBKDF2
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.accounts.services import get_or_create_group, get_or_create_permission
 from authserver.audit import record_event
 from authserver.context import settings
+from authserver.errors import ImportFileError, InvalidPhoneNumber
 from authserver.extensions import db
 
 PHONE_FIELDS = ("phone", "phone_number", "mobile", "username")
@@ -37,10 +38,6 @@ class ImportReport:
             "unchanged": len(self.unchanged),
             "skipped": self.skipped,
         }
-
-
-class ImportFileError(ValueError):
-    """The file is not a Django dumpdata JSON list."""
 
 
 def import_django_users(records: Any, *, actor: str) -> ImportReport:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
-
-class InvalidPhoneNumber(ValueError):
-    """The text is not a valid phone number (or not a mobile one, where that matters)."""
+from authserver.errors import InvalidPhoneNumber
 
 
 def normalize_phone(text: str, default_region: str, *, mobile_only: bool = False) -> str:

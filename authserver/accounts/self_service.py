@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import event, select
 
 from authserver.accounts.models import User
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.accounts.services import (
     check_current_password,
     check_username,
@@ -38,6 +38,7 @@ from authserver.errors import (
     Conflict,
     InvalidField,
     InvalidOtp,
+    InvalidPhoneNumber,
     NotFound,
     OtpRegionNotAllowed,
     SmsDeliveryFailed,

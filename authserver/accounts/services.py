@@ -11,15 +11,18 @@ from sqlalchemy import Uuid, bindparam, select
 
 from authserver.accounts.memberships import claims_of, groups_and_permissions_of
 from authserver.accounts.models import Group, Permission, User
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.audit import record_event
 from authserver.context import passwords, settings
 from authserver.errors import (
     AccountDisabled,
     Conflict,
+    InvalidAccountType,
     InvalidCredentials,
     InvalidField,
+    InvalidPhoneNumber,
     TooManyFailedLogins,
+    UnknownNames,
 )
 from authserver.extensions import db
 from authserver.limits.logins import LoginAttempt
@@ -150,22 +153,10 @@ def set_admin(user: User, admin: bool) -> None:
         user.permissions = [p for p in user.permissions if p.codename != ADMIN_PERMISSION]
 
 
-class InvalidAccountType(ValueError):
-    """``account_type`` is not one of AUTHSERVER_ACCOUNT_TYPES."""
-
-
 def check_account_type(account_type: str) -> None:
     allowed = settings().account_type_set
     if account_type not in allowed:
         raise InvalidAccountType(f"account_type must be one of: {', '.join(sorted(allowed))}")
-
-
-class UnknownNames(ValueError):
-    """Groups or permissions named that do not exist."""
-
-    def __init__(self, kind: str, names: list[str]) -> None:
-        super().__init__(f"unknown {kind}: {', '.join(names)}")
-        self.kind, self.names = kind, names
 
 
 def groups_named(names: list[str]) -> list[Group]:

@@ -14,13 +14,11 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import selectinload
 
 from authserver.accounts.models import Group, Permission, User
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.accounts.services import (
     ADMIN_GROUP,
     ADMIN_PERMISSION,
     REGULAR_GROUP,
-    InvalidAccountType,
-    UnknownNames,
     check_account_type,
     check_username,
     create_user,
@@ -31,7 +29,14 @@ from authserver.accounts.services import (
 )
 from authserver.audit import AuditEvent, record_event
 from authserver.context import settings
-from authserver.errors import Conflict, InvalidField, NotFound
+from authserver.errors import (
+    Conflict,
+    InvalidAccountType,
+    InvalidField,
+    InvalidPhoneNumber,
+    NotFound,
+    UnknownNames,
+)
 from authserver.extensions import db
 from authserver.oauth.clients import (
     check_client_rules,

@@ -59,20 +59,14 @@ from authserver.admin.services import (
     set_blocked,
     user_search,
 )
-from authserver.api import ApiError, conflict, install, json_body, not_found, query
+from authserver.api import conflict, install, json_body, not_found, query
+from authserver.errors import ApiError, ClientError, KeyOperationError, RotationNotSafe
 from authserver.extensions import db
-from authserver.oauth.clients import ClientError, create_client, new_client_secret
+from authserver.oauth.clients import create_client, new_client_secret
 from authserver.oauth.models import Client
 from authserver.openapi import NO_BODY, Reply, api_errors, documented
 from authserver.signing.models import SigningKey
-from authserver.signing.services import (
-    KeyOperationError,
-    RotationNotSafe,
-    describe_key,
-    list_keys,
-    revoke_key,
-    rotate_signing_keys,
-)
+from authserver.signing.services import describe_key, list_keys, revoke_key, rotate_signing_keys
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 install(bp)

@@ -10,7 +10,6 @@ import click
 
 from authserver.audiences.models import Audience
 from authserver.audiences.services import (
-    AudienceError,
     PublicEncryptionKey,
     create_audience,
     delete_audience,
@@ -24,6 +23,7 @@ from authserver.audiences.services import (
 )
 from authserver.authorize.codes import purge_expired_codes
 from authserver.cli import command, fail, operator
+from authserver.errors import AudienceError
 from authserver.oauth.replay import purge_used_jtis
 
 audiences = click.Group(

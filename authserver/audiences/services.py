@@ -34,6 +34,12 @@ from authserver.audiences.models import (
 from authserver.audiences.own import own_api_named
 from authserver.audit import record_event
 from authserver.context import keyed_hash, keyring, settings
+from authserver.errors import (
+    AudienceConflict,
+    InvalidEncryptionKey,
+    InvalidIdentifier,
+    UnknownResource,
+)
 from authserver.extensions import db, utcnow
 
 CONTENT_ENCRYPTION = "A256GCM"
@@ -46,40 +52,6 @@ _KTY_OF = {"RSA-OAEP-256": "RSA", "ECDH-ES": "EC"}
 _DEFAULT_ALG = {"RSA": "RSA-OAEP-256", "EC": "ECDH-ES"}
 _KID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-
-
-class AudienceError(Exception):
-    """A refused change. ``field`` names the input at fault; ``conflict``: it clashes with
-    what exists (409) rather than being malformed (400)."""
-
-    field: str | None = None
-    conflict = False
-
-    def __init__(self, description: str, field: str | None = None) -> None:
-        super().__init__(description)
-        self.description = description
-        if field is not None:
-            self.field = field
-
-
-class InvalidIdentifier(AudienceError):
-    field = "identifier"
-
-
-class InvalidEncryptionKey(AudienceError):
-    field = "encryption_key"
-
-
-class AudienceConflict(AudienceError):
-    conflict = True
-
-
-class UnknownResource(Exception):
-    """A token request's ``resource`` is not an audience we issue tokens for."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
 
 
 # --- validating input -----------------------------------------------------------------

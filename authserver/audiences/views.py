@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import IntegrityError
 
 from authserver.admin.access import actor, require_admin
-from authserver.api import ApiError, conflict, get_or_404, install, json_body
+from authserver.api import conflict, get_or_404, install, json_body
 from authserver.audiences.models import Audience
 from authserver.audiences.schemas import (
     AudienceCreate,
@@ -19,7 +19,6 @@ from authserver.audiences.schemas import (
     EncryptionKeySet,
 )
 from authserver.audiences.services import (
-    AudienceError,
     create_audience,
     delete_audience,
     describe_audience,
@@ -28,6 +27,7 @@ from authserver.audiences.services import (
     remove_encryption_key,
     set_encryption_key,
 )
+from authserver.errors import ApiError, AudienceError
 from authserver.extensions import db
 from authserver.openapi import api_errors, documented
 

@@ -8,10 +8,11 @@ import re
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field
 
-from authserver.api import ApiError, install
+from authserver.api import install
 from authserver.audiences.own import ACCOUNT_API
 from authserver.authorize.consents import describe_consent, list_consents, withdraw_consent
 from authserver.bearer import authenticate, current_user
+from authserver.errors import ApiError
 from authserver.extensions import db
 from authserver.openapi import api_errors, documented
 

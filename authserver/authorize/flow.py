@@ -33,23 +33,16 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.authorize.consents import consent_given_since, needs_consent
 from authserver.authorize.grant import SignedInUser
 from authserver.context import settings
+from authserver.errors import InvalidPhoneNumber, InvalidTicket
 from authserver.oauth.models import AuthSession, Client
 
 TICKET_MAX_AGE = 3600
 TICKET_SALT = "authserver.authorize.ticket"
 PROMPTS = {"none", "login", "consent", "select_account"}
-
-
-class InvalidTicket(Exception):
-    """The ticket is forged, damaged or too old."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("expired" if expired else "invalid")
-        self.expired = expired
 
 
 @dataclass(frozen=True)

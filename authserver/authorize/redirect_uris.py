@@ -13,16 +13,14 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from authserver.errors import InvalidRedirectUri
+
 MAX_LENGTH = 2000
 MAX_URIS = 20
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # RFC 8252 §7.1: a reversed domain name with at least one dot.
 PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$")
 FORBIDDEN_SCHEMES = {"javascript", "data", "file", "vbscript", "blob", "about", "ftp"}
-
-
-class InvalidRedirectUri(ValueError):
-    """A redirect URI that cannot be registered."""
 
 
 def check_redirect_uri(uri: str, *, production: bool) -> str:

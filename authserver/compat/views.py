@@ -17,21 +17,21 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from authserver.accounts.models import User
-from authserver.accounts.phones import InvalidPhoneNumber
 from authserver.accounts.schemas import SeedUser
 from authserver.accounts.self_service import update_profile
 from authserver.accounts.services import serialize_user
 from authserver.audiences.own import ACCOUNT_API
 from authserver.bearer import BearerError, authenticate, current_user
-from authserver.errors import RateLimited
-from authserver.extensions import db
-from authserver.guard import MalformedInput
-from authserver.oauth.internal import run_internal_request, run_token_request
-from authserver.oauth.tokens import (
+from authserver.errors import (
     InvalidAccessToken,
-    decode_access_token,
-    verify_access_token,
+    InvalidBody,
+    InvalidPhoneNumber,
+    MalformedInput,
+    RateLimited,
 )
+from authserver.extensions import db
+from authserver.oauth.internal import run_internal_request, run_token_request
+from authserver.oauth.tokens import decode_access_token, verify_access_token
 from authserver.openapi import PUBLIC, Reply, documented
 
 bp = Blueprint("compat", __name__)
@@ -129,12 +129,6 @@ def _seed_doc(summary: str, body: type[BaseModel], ok: Any, failure: Reply) -> C
     )
 
 
-class InvalidBody(Exception):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("invalid body")
-        self.errors = errors
-
-
 def parse(model: type[BaseModel]) -> Any:
     """The request body (JSON or form) as ``model``; DRF-style 400 otherwise."""
     data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
@@ -153,7 +147,7 @@ def parse(model: type[BaseModel]) -> Any:
 
 @bp.errorhandler(InvalidBody)
 def invalid_body(error: InvalidBody) -> tuple[Response, int]:
-    return jsonify(error.errors), 400
+    return jsonify(error.fields), 400
 
 
 @bp.errorhandler(MalformedInput)

@@ -32,13 +32,9 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from authserver.errors import RateLimited, ServiceUnavailable
+from authserver.errors import LimiterUnavailable, RateLimited
 
 NAMESPACE = "authserver"
-
-
-class LimiterUnavailable(ServiceUnavailable):
-    description = "The rate-limit storage is unreachable; try again shortly."
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from authserver.accounts.phones import InvalidPhoneNumber, normalize_phone
+from authserver.accounts.phones import normalize_phone
 from authserver.context import keyed_hash, settings
-from authserver.errors import RateLimited, TooManyFailedLogins
-from authserver.limits.budgets import Budget, LimiterUnavailable, budgets
+from authserver.errors import (
+    InvalidPhoneNumber,
+    LimiterUnavailable,
+    RateLimited,
+    TooManyFailedLogins,
+)
+from authserver.limits.budgets import Budget, budgets
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ import click
 
 from authserver.admin.services import client_search, serialize_client
 from authserver.cli import command, fail, operator
+from authserver.errors import ClientError
 from authserver.extensions import db
-from authserver.oauth.clients import ClientError, create_client
+from authserver.oauth.clients import create_client
 
 clients = click.Group("clients", help="Manage OAuth clients.")
 

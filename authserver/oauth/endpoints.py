@@ -14,16 +14,12 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authserver.audiences.services import encrypted_token_claims
 from authserver.audit import record_event
 from authserver.context import settings
+from authserver.errors import InvalidAccessToken
 from authserver.extensions import db, utcnow
 from authserver.oauth.grants import CONFIDENTIAL_METHODS
 from authserver.oauth.models import Client
 from authserver.oauth.sessions import find_refresh_token, revoke_session
-from authserver.oauth.tokens import (
-    InvalidAccessToken,
-    access_token_revoked,
-    decode_access_token,
-    revoke_access_token,
-)
+from authserver.oauth.tokens import access_token_revoked, decode_access_token, revoke_access_token
 
 
 @dataclass

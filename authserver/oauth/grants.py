@@ -8,17 +8,13 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
 from authserver.accounts.services import authenticate_password
 from authserver.audiences.own import own_api_named
-from authserver.audiences.services import (
-    UnknownResource,
-    resolve_resource,
-    token_target,
-    use_token_target,
-)
+from authserver.audiences.services import resolve_resource, token_target, use_token_target
 from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
     RefreshTokenInvalid,
     TooManyFailedLogins,
+    UnknownResource,
 )
 from authserver.extensions import db
 from authserver.net import client_ip, user_agent

@@ -21,7 +21,7 @@ from authserver.accounts.models import User
 from authserver.accounts.services import groups_and_entitlements
 from authserver.audiences.services import encrypt_access_token, token_target
 from authserver.context import keyring, settings
-from authserver.errors import AuthserverError, ServiceUnavailable
+from authserver.errors import InvalidAccessToken, ServiceUnavailable
 from authserver.extensions import db, utcnow
 from authserver.oauth.dpop import request_key
 from authserver.oauth.models import AuthSession, Client, RefreshToken, RevokedAccessToken
@@ -185,10 +185,6 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         if user.successor is not None:
             return user.successor
         return issue_refresh_token(user.session, parent=user.parent, parent_value=user.parent_value)
-
-
-class InvalidAccessToken(AuthserverError):
-    description = "The access token is invalid."
 
 
 def decode_access_token(value: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from authserver.authorize.claims import user_claims
 from authserver.bearer import BearerError, authenticate, current_token, current_user
 from authserver.context import settings
+from authserver.errors import error_response
 from authserver.oauth import dpop
 from authserver.oauth.client_assertion import SIGNING_ALGS
 from authserver.oauth.grants import AUTH_METHODS, CONFIDENTIAL_METHODS
@@ -54,13 +55,11 @@ FORM_ERRORS = {
 }
 
 
-def oauth_error(status: int, error: str, description: str, headers=None) -> Response:
-    response = jsonify(error=error, error_description=description)
-    response.status_code = status
-    response.headers.update(NO_STORE)
-    if headers:
-        response.headers.update(headers)
-    return response
+def oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An RFC 6749 §5.2 error answer (never cached)."""
+    return error_response(status, error, description, headers={**NO_STORE, **(headers or {})})
 
 
 def _malformed_oauth_request() -> Response | None:
@@ -205,12 +204,7 @@ def metadata_document() -> dict:
 @bp.errorhandler(BearerError)
 def refused_token(error: BearerError) -> Response:
     """Userinfo's refusals (OpenID Connect Core §5.3.3: RFC 6750's answers)."""
-    return oauth_error(
-        error.status,
-        error.error,
-        error.description,
-        headers={"WWW-Authenticate": error.challenge()},
-    )
+    return oauth_error(error.status, error.error, error.description, error.headers)
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])

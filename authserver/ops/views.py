@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.context import keyring, settings
+from authserver.errors import error_response
 from authserver.extensions import db
 from authserver.openapi import PUBLIC, ApiErrorBody, Reply, documented
 from authserver.ops.metrics import render, signing_key_families
@@ -108,11 +109,8 @@ def readyz() -> Response:
 def metrics() -> Response:
     token = settings().metrics_token
     if token and not _bearer_matches(token):
-        response = _json(
-            {"error": "unauthorized", "error_description": "Bearer token required."}, 401
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        challenge = {**NO_STORE, "WWW-Authenticate": 'Bearer realm="metrics"'}
+        return error_response(401, "unauthorized", "Bearer token required.", headers=challenge)
     try:
         rows = db.session.execute(
             select(SigningKey.kid, SigningKey.state, SigningKey.created_at)

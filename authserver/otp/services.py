@@ -34,6 +34,7 @@ from authserver.context import keyed_hash, settings
 from authserver.errors import (
     AccountDisabled,
     InvalidOtp,
+    InvalidPhoneNumber,
     OtpRegionNotAllowed,
     PasswordRejected,
     RateLimited,
@@ -178,7 +179,7 @@ def verify_code(phone_text: str, code: str, purpose: str) -> str:
     success is left in the transaction for the caller to commit with what it does."""
     try:
         phone = normalize_phone(phone_text, settings().default_region)
-    except ValueError:
+    except InvalidPhoneNumber:
         raise InvalidOtp() from None
     challenge = db.session.scalar(
         select(OtpChallenge)

@@ -11,10 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
-from authserver.accounts.phones import InvalidPhoneNumber
 from authserver.errors import (
     AccountDisabled,
     InvalidOtp,
+    InvalidPhoneNumber,
     OtpRegionNotAllowed,
     PasswordRejected,
     RateLimited,

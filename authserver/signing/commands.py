@@ -12,11 +12,11 @@ import click
 from flask import current_app
 
 from authserver.cli import command, fail, operator
-from authserver.config import ConfigError, decode_key
+from authserver.config import decode_key
 from authserver.context import keyring
+from authserver.errors import ConfigError, KeyOperationError
 from authserver.signing.keyring import check_key_encryption_key
 from authserver.signing.services import (
-    KeyOperationError,
     describe_key,
     ensure_active_key,
     import_key,

@@ -8,9 +8,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-
-class KeyDecryptionError(RuntimeError):
-    """The key-encryption key does not open a stored signing key."""
+from authserver.errors import KeyDecryptionError
 
 
 def encrypt_private_key(kek: bytes, kid: str, pem: bytes) -> bytes:

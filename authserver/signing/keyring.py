@@ -30,9 +30,9 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.config import ConfigError
+from authserver.errors import ConfigError, KeyDecryptionError
 from authserver.extensions import db, utcnow
-from authserver.signing.crypto import KeyDecryptionError, decrypt_private_key
+from authserver.signing.crypto import decrypt_private_key
 from authserver.signing.models import SigningKey
 
 if TYPE_CHECKING:

@@ -15,29 +15,14 @@ from sqlalchemy import select, text
 
 from authserver.audit import record_event
 from authserver.context import keyring, settings
+from authserver.errors import KeyDecryptionError, KeyOperationError, RotationNotSafe
 from authserver.extensions import db, utcnow
-from authserver.signing.crypto import (
-    KeyDecryptionError,
-    decrypt_private_key,
-    encrypt_private_key,
-)
+from authserver.signing.crypto import decrypt_private_key, encrypt_private_key
 from authserver.signing.keyring import is_published
 from authserver.signing.models import SigningKey
 
 # pg_advisory_xact_lock key for signing-key changes ("KEYS" in ASCII).
 _ADVISORY_LOCK_ID = 0x4B455953
-
-
-class KeyOperationError(RuntimeError):
-    """A key operation that cannot be done (unknown kid, unsafe transition, bad PEM)."""
-
-
-class RotationNotSafe(KeyOperationError):
-    """Rotating now could sign tokens with a key that verifiers' cached JWKS lack."""
-
-    def __init__(self, message: str, safe_at: datetime | None) -> None:
-        super().__init__(message)
-        self.safe_at = safe_at
 
 
 def _lock_keys() -> None:

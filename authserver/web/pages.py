@@ -30,17 +30,10 @@ from markupsafe import Markup
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from pydantic import BaseModel, ValidationError
 
-from authserver.authorize.flow import (
-    ErrorPage,
-    InvalidTicket,
-    NeedSignIn,
-    Outcome,
-    PendingAuthorization,
-    ToClient,
-)
+from authserver.authorize.flow import ErrorPage, NeedSignIn, Outcome, PendingAuthorization, ToClient
 from authserver.context import settings
+from authserver.errors import FormProblem, InvalidTicket, MalformedInput
 from authserver.extensions import db
-from authserver.guard import MalformedInput
 from authserver.openapi import Reply, documented
 from authserver.web.forms import (
     PageQuery,
@@ -161,14 +154,6 @@ def phone_example(region: str) -> PhoneExample:
 
 
 # --- answering ------------------------------------------------------------------------
-class FormProblem(Exception):
-    """The form cannot be used: show the page again with these messages."""
-
-    def __init__(self, status: int, fields: dict[str, str], summary: str | None = None):
-        super().__init__(summary or "")
-        self.status, self.fields, self.summary = status, fields, summary
-
-
 def render_page(template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("errors", {})
     context.setdefault("summary", None)

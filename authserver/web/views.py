@@ -31,7 +31,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 from pydantic import BaseModel, ValidationError
 
-from authserver.accounts.phones import InvalidPhoneNumber
 from authserver.accounts.services import authenticate_password
 from authserver.authorize.browser_sessions import current_browser_session, sign_in_browser
 from authserver.authorize.consents import grant_consent
@@ -46,6 +45,7 @@ from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
     InvalidOtp,
+    InvalidPhoneNumber,
     OtpRegionNotAllowed,
     PasswordRejected,
     RateLimited,
