@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from flask import Blueprint, Response
+from pydantic import BaseModel, ConfigDict
 
+from authserver.bodies import parse_body, parse_query
 from authserver.errors import ApiError, AuthserverError, MalformedInput, answer
 from authserver.extensions import db
 
@@ -51,42 +52,15 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "invalid_request", "The request is invalid.", fields={field: [message]})
 
 
-def _fields_of(error: ValidationError) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or "body"
-        message = "This field is required." if item["type"] == "missing" else item["msg"]
-        fields.setdefault(name, []).append(message)
-    return fields
-
-
-def _validate(model: type[Model], data: Any) -> Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise ApiError(
-            400, "invalid_request", "The request is invalid.", fields=_fields_of(error)
-        ) from None
-
-
 def json_body(model: type[Model]) -> Model:
-    """The JSON object body as ``model``. An empty body counts as ``{}``."""
-    if not request.get_data(cache=True):
-        return _validate(model, {})
-    if not request.is_json:
-        raise ApiError(415, "invalid_request", "Send the body as application/json.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", "The body is not a JSON object.")
-    return _validate(model, data)
+    """The JSON object body as ``model`` (authserver/bodies.py). An empty body counts as
+    ``{}``."""
+    return parse_body(model)
 
 
 def query(model: type[Model]) -> Model:
     """The query string as ``model`` (each parameter once)."""
-    for name, values in request.args.lists():
-        if len(values) > 1:
-            raise invalid(name, "Give this parameter once.")
-    return _validate(model, request.args.to_dict())
+    return parse_query(model)
 
 
 def install(bp: Blueprint) -> None:

@@ -31,11 +31,11 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DataError
 
-from authserver.errors import MalformedInput
+from authserver.errors import MalformedInput, error_response
 from authserver.extensions import db
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,9 @@ def _check_basic_credentials(header: str) -> None:
 def malformed_answer(error: MalformedInput) -> Response:
     """The RFC 6749 style (OAuth endpoints and any route without a style of its own)."""
     db.session.rollback()  # nothing half-written is kept
-    response = jsonify(error="invalid_request", error_description=error.description)
-    response.status_code = 400
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return error_response(
+        400, "invalid_request", error.description, headers={"Cache-Control": "no-store"}
+    )
 
 
 def _refused_by_the_database(error: Exception) -> Response:

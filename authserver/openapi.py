@@ -245,7 +245,12 @@ def documented(
         # A fresh dict: functools.wraps shares __dict__ values between a wrapper and the
         # view it wraps, and one must not edit the other's metadata.
         operations = dict(getattr(view, ATTRIBUTE, {}))
-        operations[method.upper() if method else "*"] = operation
+        key = method.upper() if method else "*"
+        declared = operations.get(key)  # the body ``bodies.accepts`` declared, if any
+        if declared is not None and operation.body is None and operation.form is None:
+            operations[key] = replace(operation, body=declared.body, form=declared.form)
+        else:
+            operations[key] = operation
         setattr(view, ATTRIBUTE, operations)
         return view
 

@@ -10,11 +10,11 @@ Django REST Framework's (``{"field": ["message"]}``), as the Django services did
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from authserver.accounts.models import User
 from authserver.accounts.schemas import SeedUser
@@ -22,7 +22,9 @@ from authserver.accounts.self_service import update_profile
 from authserver.accounts.services import serialize_user
 from authserver.audiences.own import ACCOUNT_API
 from authserver.bearer import BearerError, authenticate, current_user
+from authserver.bodies import accepts, parse_body
 from authserver.errors import (
+    AuthserverError,
     InvalidAccessToken,
     InvalidBody,
     InvalidPhoneNumber,
@@ -33,6 +35,8 @@ from authserver.extensions import db
 from authserver.oauth.internal import run_internal_request, run_token_request
 from authserver.oauth.tokens import decode_access_token, verify_access_token
 from authserver.openapi import PUBLIC, Reply, documented
+from authserver.otp import OTP_GRANT_TYPE
+from authserver.otp.services import start_challenge
 
 bp = Blueprint("compat", __name__)
 
@@ -118,43 +122,73 @@ BAD_TOKEN = Reply(
 
 
 def _seed_doc(summary: str, body: type[BaseModel], ok: Any, failure: Reply) -> Callable:
-    """Metadata of a seed endpoint taking ``body`` as JSON or form."""
-    return documented(
+    """A seed endpoint taking ``body`` as JSON or form (passed to the view as ``body``),
+    with its metadata."""
+    described = documented(
         summary,
         tags=["compat"],
-        body=body,
-        form=body,
         responses={200: ok, 400: BAD_BODY, 401: failure, **PASSED_THROUGH},
         security=PUBLIC,
     )
+    return lambda view: accepts(body, form=True)(described(view))
 
 
-def parse(model: type[BaseModel]) -> Any:
-    """The request body (JSON or form) as ``model``; DRF-style 400 otherwise."""
-    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
-    if not isinstance(data, dict):
-        raise InvalidBody({"non_field_errors": ["Invalid data. Expected a dictionary."]})
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        errors: dict[str, list[str]] = {}
-        for item in error.errors():
-            field = str(item["loc"][0]) if item["loc"] else "non_field_errors"
-            message = "This field is required." if item["type"] == "missing" else item["msg"]
-            errors.setdefault(field, []).append(message)
-        raise InvalidBody(errors) from None
+# --- the seeds' answers: one mapping, three shapes ---------------------------------------
+def simplejwt_error(
+    status: int, detail: str, code: str | None, headers: Mapping[str, str] | None = None
+) -> Response:
+    """SimpleJWT's ``{"detail", "code"}``: the seeds' failures where they show no body."""
+    response = jsonify(detail=detail, code=code)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
 
 
-@bp.errorhandler(InvalidBody)
-def invalid_body(error: InvalidBody) -> tuple[Response, int]:
-    return jsonify(error.fields), 400
+def seed003_error(error: str) -> Response:
+    """Seed 003's ``{"error"}`` (a 401)."""
+    response = jsonify(error=error)
+    response.status_code = 401
+    return response
 
 
-@bp.errorhandler(MalformedInput)
-def malformed(error: MalformedInput) -> tuple[Response, int]:
+@bp.errorhandler(AuthserverError)
+def refused(error: AuthserverError) -> Response:
+    """Any failure of these views in the Django services' shapes."""
     db.session.rollback()
-    field = error.field if error.field != "body" else "non_field_errors"
-    return invalid_body(InvalidBody({field: [error.description]}))
+    if isinstance(error, InvalidBody) and error.status == 400:
+        # Django REST Framework's validation errors: field -> messages.
+        if not error.fields:
+            return _json({"non_field_errors": ["Invalid data. Expected a dictionary."]}, 400)
+        fields = {name.partition(".")[0]: messages for name, messages in error.fields.items()}
+        return _json({FIELD_NAMES.get(k, k): v for k, v in fields.items()}, 400)
+    if isinstance(error, MalformedInput):  # authserver/guard.py
+        return _json({FIELD_NAMES.get(error.field, error.field): [error.description]}, 400)
+    if isinstance(error, BearerError):
+        # The seed answered every refused token this way; its apps sign in again on it.
+        return simplejwt_error(
+            401,
+            "Given token not valid for any token type",
+            "token_not_valid",
+            {"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    status, detail, code = SEED_ANSWERS.get(
+        type(error), (error.status, error.description, error.error)
+    )
+    return simplejwt_error(status, detail, code, error.headers)
+
+
+FIELD_NAMES = {"body": "non_field_errors"}
+# Seed 004's own answers to these failures (406: its status for every code limit).
+SEED_ANSWERS = {
+    InvalidPhoneNumber: (400, "This is not a valid mobile number.", "invalid_phone"),
+    RateLimited: (406, "Too many codes asked for; try again later.", "throttled"),
+}
+
+
+def _json(body: Any, status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 def both(rule: str, **options: Any) -> Callable:
@@ -171,13 +205,10 @@ def both(rule: str, **options: Any) -> Callable:
 
 def passthrough(status: int, body: dict, headers: dict | None = None) -> Response:
     """Failures that are not the seed's own (rate limit, outage) keep their status."""
-    response = jsonify(
-        detail=body.get("error_description") or body.get("error"), code=body.get("error")
+    retry = {"Retry-After": headers["Retry-After"]} if headers and "Retry-After" in headers else {}
+    return simplejwt_error(
+        status, body.get("error_description") or body.get("error"), body.get("error"), retry
     )
-    response.status_code = status
-    if headers and "Retry-After" in headers:
-        response.headers["Retry-After"] = headers["Retry-After"]
-    return response
 
 
 def password_tokens(phone: str, password: str, failure: Callable[[], Response]):
@@ -194,17 +225,13 @@ def password_tokens(phone: str, password: str, failure: Callable[[], Response]):
 
 
 def simplejwt_credentials_failure() -> Response:
-    response = jsonify(
-        detail="No active account found with the given credentials", code="no_active_account"
+    return simplejwt_error(
+        401, "No active account found with the given credentials", "no_active_account"
     )
-    response.status_code = 401
-    return response
 
 
 def seed003_credentials_failure() -> Response:
-    response = jsonify(error="Invalid username or password")
-    response.status_code = 401
-    return response
+    return seed003_error("Invalid username or password")
 
 
 def pair(tokens: dict) -> dict[str, str]:
@@ -214,16 +241,14 @@ def pair(tokens: dict) -> dict[str, str]:
 # --- seed 000 -------------------------------------------------------------------------
 @both("/api/auth/token/", methods=["POST"])
 @_seed_doc("Seed 000: sign in (phone and password)", PhoneLogin, TokenPair, BAD_CREDENTIALS)
-def seed000_token():
-    body = parse(PhoneLogin)
+def seed000_token(body: PhoneLogin):
     tokens, failure = password_tokens(body.phone, body.password, simplejwt_credentials_failure)
     return failure or jsonify(pair(tokens))
 
 
 @both("/api/auth/login/", methods=["POST"])
 @_seed_doc("Seed 000: sign in, with the user", PhoneLogin, LoginResponse, BAD_CREDENTIALS)
-def seed000_login():
-    body = parse(PhoneLogin)
+def seed000_login(body: PhoneLogin):
     tokens, failure = password_tokens(body.phone, body.password, simplejwt_credentials_failure)
     if failure:
         return failure
@@ -238,8 +263,7 @@ def seed000_login():
     TokenPair,
     BAD_CREDENTIALS,
 )
-def seed002_token():
-    body = parse(UsernameLogin)
+def seed002_token(body: UsernameLogin):
     tokens, failure = password_tokens(body.username, body.password, simplejwt_credentials_failure)
     return failure or jsonify(pair(tokens))
 
@@ -251,15 +275,13 @@ def seed002_token():
     TokenPair,
     Reply(Seed003Error, "Invalid username or password."),
 )
-def seed003_login():
-    body = parse(UsernameLogin)
+def seed003_login(body: UsernameLogin):
     tokens, failure = password_tokens(body.username, body.password, seed003_credentials_failure)
     return failure or jsonify(pair(tokens))
 
 
 # --- refresh: every seed's variant ----------------------------------------------------
-def refresh_with(failure: Callable[[], Response]) -> Response:
-    body = parse(RefreshBody)
+def refresh_with(body: RefreshBody, failure: Callable[[], Response]) -> Response:
     response = run_token_request({"grant_type": "refresh_token", "refresh_token": body.refresh})
     tokens = response.get_json()
     if response.status_code == 200:
@@ -271,33 +293,29 @@ def refresh_with(failure: Callable[[], Response]) -> Response:
 
 
 def simplejwt_token_failure() -> Response:
-    response = jsonify(detail="Token is invalid or expired", code="token_not_valid")
-    response.status_code = 401
-    return response
+    return simplejwt_error(401, "Token is invalid or expired", "token_not_valid")
 
 
 def seed003_refresh_failure() -> Response:
-    response = jsonify(error="Invalid or expired refresh token")
-    response.status_code = 401
-    return response
+    return seed003_error("Invalid or expired refresh token")
 
 
 @both("/api/auth/refresh/", methods=["POST"])
 @_seed_doc("Seed 000: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
-def seed000_refresh():
-    return refresh_with(simplejwt_token_failure)
+def seed000_refresh(body: RefreshBody):
+    return refresh_with(body, simplejwt_token_failure)
 
 
 @both("/auth/token/refresh/", methods=["POST"])
 @_seed_doc("Seed 002: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
-def seed002_refresh():
-    return refresh_with(simplejwt_token_failure)
+def seed002_refresh(body: RefreshBody):
+    return refresh_with(body, simplejwt_token_failure)
 
 
 @both("/accounts/refresh/", methods=["POST"])
 @_seed_doc("Seed 004: refresh (rotating)", RefreshBody, TokenPair, BAD_TOKEN)
-def seed004_refresh():
-    return refresh_with(simplejwt_token_failure)
+def seed004_refresh(body: RefreshBody):
+    return refresh_with(body, simplejwt_token_failure)
 
 
 # Seeds 001 (`/api/token/refresh`) and 003 (`/api/token/refresh/`) name one path; 003
@@ -309,14 +327,13 @@ def seed004_refresh():
     TokenPair,
     Reply(Seed003Error, "Invalid or expired refresh token."),
 )
-def seed001_003_refresh():
-    return refresh_with(seed003_refresh_failure)
+def seed001_003_refresh(body: RefreshBody):
+    return refresh_with(body, seed003_refresh_failure)
 
 
 # --- verify ---------------------------------------------------------------------------
 @_seed_doc("Seeds 002 and 004: verify an access token", TokenBody, Empty, BAD_TOKEN)
-def verify() -> Response:
-    body = parse(TokenBody)
+def verify(body: TokenBody) -> Response:
     try:
         verify_access_token(body.token)
     except InvalidAccessToken:
@@ -353,14 +370,6 @@ def profile_of(user) -> dict[str, Any]:
     }
 
 
-@bp.errorhandler(BearerError)
-def not_authenticated(error: BearerError) -> tuple[Response, int]:
-    # The seed answered every refused token this way; its apps sign in again on it.
-    response = jsonify(detail="Given token not valid for any token type", code="token_not_valid")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response, 401
-
-
 @both("/accounts/profile/", methods=["GET"])
 @documented(
     "Seed 004: my profile",
@@ -387,7 +396,7 @@ def seed004_profile():
 @seed_profile_token
 def seed004_profile_update():
     user = current_user()
-    body = parse(ProfileUpdate)
+    body = parse_body(ProfileUpdate, form=True)  # after authentication, as in Django
     first, _, last = body.fullname.strip().partition(" ")
     update_profile(user, {"first_name": first, "last_name": last.strip()})
     db.session.commit()
@@ -395,12 +404,11 @@ def seed004_profile_update():
 
 
 @both("/accounts/logout/", methods=["POST"])
+@accepts(RefreshBody, form=True)
 @documented(
     "Seed 004: sign out (ends the refresh token's session)",
     security=PUBLIC,
     tags=["compat"],
-    body=RefreshBody,
-    form=RefreshBody,
     responses={
         200: Empty,
         400: Reply(
@@ -410,8 +418,7 @@ def seed004_profile_update():
         **PASSED_THROUGH,
     },
 )
-def seed004_logout():
-    body = parse(RefreshBody)
+def seed004_logout(body: RefreshBody):
     response = run_internal_request(
         "revocation", {"token": body.refresh, "token_type_hint": "refresh_token"}
     )
@@ -443,12 +450,11 @@ class VerifiedReply(Profile):
 
 
 @both("/accounts/login/", methods=["POST"])
+@accepts(PhoneBody, form=True)
 @documented(
     "Seed 004: send a sign-in code by SMS (sign-up on first use)",
     security=PUBLIC,
     tags=["compat"],
-    body=PhoneBody,
-    form=PhoneBody,
     responses={
         200: CodeSentReply,
         400: Reply(FieldErrors | SimpleJwtError, "Not a valid mobile number."),
@@ -460,19 +466,8 @@ class VerifiedReply(Profile):
         503: PASSED_THROUGH[503],
     },
 )
-def seed004_send_code():
-    from authserver.otp.services import start_challenge
-
-    body = parse(PhoneBody)
-    try:
-        sent = start_challenge(body.phone)
-    except InvalidPhoneNumber:
-        response = jsonify(detail="This is not a valid mobile number.", code="invalid_phone")
-        return response, 400
-    except RateLimited as error:
-        response = jsonify(detail="Too many codes asked for; try again later.", code="throttled")
-        response.headers["Retry-After"] = str(error.retry_after)
-        return response, 406
+def seed004_send_code(body: PhoneBody):
+    sent = start_challenge(body.phone)
     reply: dict[str, Any] = {
         "detail": "code sent",
         "expires_in": sent.expires_in,
@@ -490,22 +485,18 @@ bp.add_url_rule(
 
 
 @both("/accounts/verify/", methods=["POST"])
+@accepts(PhoneCode, form=True)
 @documented(
     "Seed 004: verify the SMS code; the profile and tokens",
     security=PUBLIC,
     tags=["compat"],
-    body=PhoneCode,
-    form=PhoneCode,
     responses={
         200: VerifiedReply,
         400: Reply(FieldErrors | SimpleJwtError, "Wrong, expired or spent code."),
         **PASSED_THROUGH,
     },
 )
-def seed004_verify_code():
-    from authserver.otp import OTP_GRANT_TYPE
-
-    body = parse(PhoneCode)
+def seed004_verify_code(body: PhoneCode):
     response = run_token_request(
         {"grant_type": OTP_GRANT_TYPE, "phone": body.phone, "otp": body.code}
     )

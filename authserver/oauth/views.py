@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from authserver.authorize.claims import user_claims
 from authserver.bearer import BearerError, authenticate, current_token, current_user
 from authserver.context import settings
-from authserver.errors import error_response
+from authserver.errors import AuthserverError, error_response
 from authserver.oauth import dpop
 from authserver.oauth.client_assertion import SIGNING_ALGS
 from authserver.oauth.grants import AUTH_METHODS, CONFIDENTIAL_METHODS
@@ -60,6 +60,21 @@ def oauth_error(
 ) -> Response:
     """An RFC 6749 §5.2 error answer (never cached)."""
     return error_response(status, error, description, headers={**NO_STORE, **(headers or {})})
+
+
+def oauth_answer(error: AuthserverError, description: str | None = None) -> Response:
+    """``error`` as an RFC 6749 §5.2 answer: its status, code and headers; ``description``
+    instead of its own where an endpoint has always said something else."""
+    return oauth_error(
+        error.status, error.error, description or _described(error), error.headers
+    )
+
+
+def _described(error: AuthserverError) -> str:
+    fields = getattr(error, "fields", None)
+    if not fields:
+        return error.description
+    return " ".join(f"'{name}': {' '.join(messages)}" for name, messages in fields.items())
 
 
 def _malformed_oauth_request() -> Response | None:
