@@ -30,13 +30,12 @@ def create_core_app(settings: Settings | None = None) -> Flask:
     list`` pays for none of the rest. It does not open the signing keys: commands that
     write keys check the key-encryption key themselves (``create_app`` does at start)."""
     # Imported here, not at the top: importing the package must stay free (see above).
-    from flask import Flask
-
     from authserver.config import Settings
     from authserver.logs import configure_logging
+    from authserver.transactions import App
 
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = App(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),

@@ -13,7 +13,12 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from authserver import create_app
+from authserver.accounts.services import create_user
 from authserver.config import Settings
+from authserver.extensions import db
+from authserver.oauth.clients import create_client
+from authserver.signing.services import ensure_active_key
+from tests.helpers import committed
 from tests.services import free_port, postgres_server, redis_server
 
 ISSUER = "http://127.0.0.1:8000"
@@ -49,10 +54,8 @@ def make_settings(database_url: str, keys_dir, **overrides: str) -> Settings:
 
 def build_app(database_url: str, keys_dir, **overrides: str):
     app = create_app(make_settings(database_url, keys_dir, **overrides))
-    with app.app_context():
+    with committed(app):
         flask_migrate.upgrade()
-        from authserver.signing.services import ensure_active_key
-
         ensure_active_key(actor="tests")
     return app
 
@@ -86,16 +89,12 @@ def server_app(database_url, keys_dir):
     app = build_app(database_url, keys_dir)
     yield app
     with app.app_context():
-        from authserver.extensions import db
-
         db.engine.dispose()
 
 
 def wipe(app) -> None:
     """Empty every table but the signing keys (generating RSA keys per test is slow) and
     the revocation generation."""
-    from authserver.extensions import db
-
     with app.app_context():
         # The revocation generation's one row stays too: without it nothing is cached
         # (authserver/oauth/revocation.py), and the tests would not exercise the cache.
@@ -142,9 +141,7 @@ def make_client(app):
         scope="profile properties.read",
         **options,
     ) -> OAuthClient:
-        from authserver.oauth.clients import create_client
-
-        with app.app_context():
+        with committed(app):
             client, secret = create_client(
                 name=options.pop("name", "test app"),
                 grant_types=list(grant_types),
@@ -152,7 +149,8 @@ def make_client(app):
                 actor="tests",
                 **options,
             )
-            return OAuthClient(client.client_id, secret)
+            created = OAuthClient(client.client_id, secret)
+        return created
 
     return factory
 
@@ -160,13 +158,11 @@ def make_client(app):
 @pytest.fixture
 def make_user(app):
     def factory(phone: str = PHONE, password: str | None = PASSWORD, **fields):
-        from authserver.accounts.services import create_user
-        from authserver.extensions import db
-
-        with app.app_context():
+        with committed(app):
             user = create_user(phone, password, **fields)
-            db.session.commit()
-            return str(user.id)
+            db.session.flush()
+            user_id = str(user.id)
+        return user_id
 
     return factory
 

@@ -29,6 +29,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, jsonify, request, url_for
 
 from tests.conftest import LiveServer
+from tests.helpers import committed
 from tests.services import free_port
 
 RP_SCOPE = "openid profile phone"
@@ -74,7 +75,7 @@ class RelyingParty:
         """Register this app at authserver, as `authserver clients create` would."""
         from authserver.oauth.clients import create_client
 
-        with app.app_context():
+        with committed(app):
             client, secret = create_client(
                 name="Tenant portal",
                 grant_types=["authorization_code", "refresh_token"],

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from authserver import create_app
 from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient, build_app, make_settings
+from tests.helpers import committed
 from tests.own_api import ADMIN, bearer
 
 ADMIN_PHONE = "+33611111111"
@@ -822,7 +823,7 @@ def test_keys_list_rotate_revoke(key_app):
     from authserver.extensions import db
     from authserver.oauth.clients import create_client
 
-    with key_app.app_context():
+    with committed(key_app):
         admin_user = create_user(ADMIN_PHONE, PASSWORD, admin=True)
         db.session.commit()
         admin_id = str(admin_user.id)

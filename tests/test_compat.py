@@ -14,6 +14,7 @@ import pytest
 from jwt import PyJWKClient
 
 from tests.conftest import ISSUER, PASSWORD, USER_KEYS
+from tests.helpers import committed
 
 
 def verify_with_pyjwt(live_server, token: str) -> dict:
@@ -202,7 +203,7 @@ def test_import_django_users_then_login_rehashes(http, app, tmp_path):
             "fields": {"phone": "12", "username": "x", "password": django_hash("x")},
         },
     ]
-    with app.app_context():
+    with committed(app):
         first = import_django_users(dump, actor="tests").as_dict()
         second = import_django_users(dump, actor="tests").as_dict()
     assert (first["created"], first["updated"], len(first["skipped"])) == (1, 0, 1)
@@ -216,7 +217,7 @@ def test_import_django_users_then_login_rehashes(http, app, tmp_path):
         stored = db.session.query(User).one().password_hash
     assert stored.startswith("$argon2id$")
     # A re-import does not put the old Django hash back.
-    with app.app_context():
+    with committed(app):
         import_django_users(dump, actor="tests")
         assert db.session.query(User).one().password_hash == stored
 

@@ -12,6 +12,7 @@ import pytest
 from authserver import create_app
 from authserver.config import Settings
 from authserver.errors import ConfigError
+from tests.helpers import committed
 
 
 def key() -> str:
@@ -217,7 +218,7 @@ def test_configured_ttl_reaches_the_tokens(database_url, keys_dir):
 
     app = build_app(database_url, keys_dir, access_token_ttl="120")
     try:
-        with app.app_context():
+        with committed(app):
             from authserver.extensions import db
             from authserver.oauth.clients import create_client
 

@@ -22,6 +22,7 @@ from authserver.otp import OTP_GRANT_TYPE
 from authserver.resource import InvalidToken, RemoteJWKS, ResourceProtector
 from examples.property_service.app import create_app as property_service
 from tests.conftest import PASSWORD, PHONE
+from tests.helpers import committed
 from tests.test_resource import AUDIENCE as DEFAULT_AUDIENCE
 from tests.test_resource import Authserver, FakeClock, protected_app
 
@@ -72,7 +73,7 @@ def register(app, identifier: str, key=None, name: str = "") -> str:
     from authserver.audiences.services import create_audience, public_key_from_jwk
     from authserver.extensions import db
 
-    with app.app_context():
+    with committed(app):
         parsed = public_key_from_jwk(public(key)) if key is not None else None
         audience = create_audience(identifier, name, parsed, actor="tests")
         db.session.commit()
@@ -87,7 +88,7 @@ def set_key(app, identifier: str, key) -> None:
     )
     from authserver.extensions import db
 
-    with app.app_context():
+    with committed(app):
         set_encryption_key(find_audience(identifier), public_key_from_jwk(public(key)), actor="t")
         db.session.commit()
 
@@ -238,7 +239,7 @@ def test_introspection_answers_active_and_revocation_makes_it_inactive(
         assert info[name] == inner[name], name
     # As for plain tokens: another client learns nothing, a resource server may ask.
     assert introspect(authserver, make_client(name="other"), token) == {"active": False}
-    with authserver.app.app_context():
+    with committed(authserver.app):
         rs, secret = create_client(
             name="properties", grant_types=["client_credentials"], resource_server=True, actor="t"
         )

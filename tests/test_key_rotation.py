@@ -18,6 +18,7 @@ import jwt
 import pytest
 
 from tests.conftest import ISSUER, build_app
+from tests.helpers import committed
 from tests.test_keys import (  # noqa: F401  (restore_keys is an autouse fixture)
     age_keys,
     app_settings,
@@ -238,7 +239,7 @@ def test_concurrent_rotate_if_due_rotates_once(app):
 
     def cron_job(n: int) -> None:
         try:
-            with app.app_context():
+            with committed(app):
                 barrier.wait()
                 answers.append(rotate_signing_keys(actor=f"cron-{n}", if_due=True))
         except BaseException as error:  # reported below, with the thread's own traceback

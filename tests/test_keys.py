@@ -25,6 +25,7 @@ from authserver import create_app
 from authserver.cli import cli
 from authserver.errors import ConfigError
 from tests.conftest import ISSUER, build_app, make_settings
+from tests.helpers import committed
 
 JWKS = "/.well-known/jwks.json"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
@@ -40,7 +41,7 @@ def reset_keys(app) -> None:
     from authserver.signing.models import SigningKey
     from authserver.signing.services import ensure_active_key
 
-    with app.app_context():
+    with committed(app):
         db.session.execute(delete(SigningKey))
         db.session.commit()
         ensure_active_key(actor="tests")

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import PASSWORD, PHONE
+from tests.helpers import committed
 from tests.oidc_client import FormPerson, RelyingParty, verify_id_token
 
 
@@ -121,7 +122,7 @@ def test_id_tokens_follow_key_rotation(site, relying_party, user):
     from authserver.signing.services import rotate_signing_keys
 
     first = sign_in_with_password(FormPerson(), relying_party)
-    with site.app.app_context():
+    with committed(site.app):
         rotate_signing_keys(actor="tests", force=True)
         site.app.extensions["authserver.keyring"].invalidate()
     second = sign_in_with_password(FormPerson(), relying_party)
@@ -230,7 +231,7 @@ def test_the_browser_session_is_listed_and_ended_in_account_sessions(site, relyi
     person = FormPerson()
     sign_in_with_password(person, relying_party)
     # The relying party's token is not for the account API: the user's own app's is.
-    with site.app.app_context():
+    with committed(site.app):
         from authserver.extensions import db
         from authserver.oauth.clients import create_client
 

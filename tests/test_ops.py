@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authserver import create_app
 from tests.conftest import PASSWORD, PHONE, build_app, make_settings, wipe
+from tests.helpers import committed
 from tests.services import ServedAuthserver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,7 +223,7 @@ def test_server_workers_share_metrics_and_a_second_instance_shares_tokens(
 ):
     from authserver.oauth.clients import create_client
 
-    with pg_app.app_context():
+    with committed(pg_app):
         client, secret = create_client(
             name="ops", grant_types=["client_credentials"], scope="profile", actor="tests"
         )

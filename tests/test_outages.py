@@ -17,6 +17,7 @@ from authserver import create_app, extensions
 from authserver.extensions import db
 from authserver.limits import limiter
 from tests.conftest import PASSWORD, PHONE, build_app, make_settings
+from tests.helpers import committed
 from tests.services import PostgresCluster, RedisProcess
 
 LOGIN = {"grant_type": "password", "username": PHONE, "password": PASSWORD}
@@ -33,7 +34,7 @@ def seed(app) -> tuple[str, str]:
     from authserver.accounts.services import create_user
     from authserver.oauth.clients import create_client
 
-    with app.app_context():
+    with committed(app):
         create_user(PHONE, PASSWORD)
         db.session.commit()
         client, secret = create_client(
@@ -237,7 +238,7 @@ def test_an_otp_send_during_a_database_outage_costs_no_sms_and_no_cooldown(
     from authserver.oauth.clients import create_client
     from authserver.otp import OTP_GRANT_TYPE
 
-    with app.app_context():
+    with committed(app):
         client, secret = create_client(
             name="otp outage", grant_types=[OTP_GRANT_TYPE], scope="profile", actor="tests"
         )

@@ -17,6 +17,7 @@ import pytest
 
 from authserver.extensions import db, utcnow
 from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient
+from tests.helpers import committed
 from tests.own_api import ACCOUNT, ADMIN, bearer, sign_in, sign_in_by_code, token_response
 
 ADMIN_PHONE = "+33698765432"
@@ -50,7 +51,7 @@ def admin_user(make_user) -> str:
 def properties_audience(app):
     from authserver.audiences.services import create_audience
 
-    with app.app_context():
+    with committed(app):
         create_audience(PROPERTIES, "properties", actor="tests")
         db.session.commit()
     return PROPERTIES
@@ -175,7 +176,7 @@ def test_an_admin_signed_in_by_sms_code_alone_must_step_up(make_otp_app, gateway
     otp_app = make_otp_app()
     http = otp_app.test_client()
     make_user(SMS_ADMIN_PHONE, admin=True)
-    with otp_app.app_context():
+    with committed(otp_app):
         from authserver.oauth.clients import create_client
 
         client, _ = create_client(
@@ -236,7 +237,7 @@ def test_the_step_up_window_is_a_setting(database_url, keys_dir, make_user):
     try:
         make_user(ADMIN_PHONE, admin=True)
         http = app.test_client()
-        with app.app_context():
+        with committed(app):
             from authserver.oauth.clients import create_client
 
             client, secret = create_client(
@@ -335,7 +336,7 @@ def walk(make_otp_app, gateway, make_user):
     http = otp_app.test_client()
     for phone in (ADMIN_PHONE, SMS_ADMIN_PHONE, STALE_ADMIN_PHONE):
         make_user(phone, admin=True)
-    with otp_app.app_context():
+    with committed(otp_app):
         create_audience(PROPERTIES, "properties", actor="tests")
         clients = {}
         for name, options in {

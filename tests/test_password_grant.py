@@ -13,6 +13,7 @@ import pytest
 from jwt import PyJWKClient
 
 from tests.conftest import ISSUER, PASSWORD, PHONE, build_app
+from tests.helpers import committed
 
 
 def test_password_grant_issues_rfc9068_token_verifiable_with_pyjwt(
@@ -132,7 +133,7 @@ def test_argon2_hash_is_upgraded_when_parameters_change(
 ):
     stronger = build_app(database_url, keys_dir, argon2_time_cost="3")
     try:
-        with stronger.app_context():
+        with committed(stronger):
             from authserver.accounts.services import create_user
             from authserver.extensions import db
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import ISSUER, PASSWORD, PHONE, build_app
+from tests.helpers import committed
 
 LOGIN = {"grant_type": "password", "username": PHONE, "password": PASSWORD}
 
@@ -18,7 +19,7 @@ def proxied_app(tmp_path, keys_dir, proxies: int):
     from authserver.extensions import db
     from authserver.oauth.clients import create_client
 
-    with app.app_context():
+    with committed(app):
         create_user(PHONE, PASSWORD)
         db.session.commit()
         client, secret = create_client(

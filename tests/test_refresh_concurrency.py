@@ -18,6 +18,7 @@ import requests
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, PHONE, LiveServer, OAuthClient, build_app, wipe
+from tests.helpers import committed
 
 THREADS = 8
 ROUNDS = 10
@@ -49,7 +50,7 @@ def register(app) -> OAuthClient:
     from authserver.extensions import db
     from authserver.oauth.clients import create_client
 
-    with app.app_context():
+    with committed(app):
         create_user(PHONE, PASSWORD)
         db.session.commit()
         client, secret = create_client(

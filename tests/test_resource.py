@@ -32,6 +32,7 @@ from authserver.resource import (
     current_claims,
 )
 from tests.conftest import PASSWORD, LiveServer, build_app
+from tests.helpers import committed
 from tests.services import free_port
 
 AUDIENCE = "urn:example:property-service"
@@ -128,7 +129,7 @@ class Authserver:
         from authserver.signing.services import rotate_signing_keys
 
         self.keys_changed = True
-        with self.app.app_context():
+        with committed(self.app):
             if "force" in inspect.signature(rotate_signing_keys).parameters:
                 rotate_signing_keys(actor="tests", force=True)
             else:
@@ -138,7 +139,7 @@ class Authserver:
         from authserver.signing.services import revoke_key
 
         self.keys_changed = True
-        with self.app.app_context():
+        with committed(self.app):
             revoke_key(kid, actor="tests")
 
 
@@ -149,7 +150,7 @@ def reset_signing_keys(*apps: Flask) -> None:
     from authserver.signing.models import SigningKey
     from authserver.signing.services import ensure_active_key
 
-    with apps[0].app_context():
+    with committed(apps[0]):
         db.session.execute(delete(SigningKey))
         db.session.commit()
         ensure_active_key(actor="tests")
@@ -316,7 +317,7 @@ def test_revoked_key_is_refused_once_the_cache_expires_and_at_once_by_introspect
         audience=AUDIENCE,
         keys=RemoteJWKS(authserver.url, clock=clock),
     )
-    with authserver.app.app_context():
+    with committed(authserver.app):
         rs, secret = create_client(
             name="property service",
             grant_types=["client_credentials"],
@@ -359,7 +360,7 @@ def test_introspection_mode_sees_a_revoked_access_token(authserver, make_client,
 
     client = make_client()
     token = authserver.password_token(client, "0612975634")
-    with authserver.app.app_context():
+    with committed(authserver.app):
         rs, secret = create_client(
             name="rs", grant_types=["client_credentials"], resource_server=True, actor="tests"
         )

@@ -8,6 +8,7 @@ import base64
 import pytest
 
 from tests.conftest import PASSWORD, PHONE
+from tests.helpers import committed
 
 TOKEN = "/oauth/token"
 
@@ -176,7 +177,7 @@ def test_a_client_disabled_on_another_instance_is_refused_within_the_cache_time(
 
     here = build_app(database_url, keys_dir, client_cache_seconds="1")
     elsewhere = build_app(database_url, keys_dir)
-    with here.app_context():
+    with committed(here):
         client, secret = create_client(
             name="cached", grant_types=["client_credentials"], scope="profile", actor="tests"
         )

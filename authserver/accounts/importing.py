@@ -102,7 +102,7 @@ def import_django_users(records: Any, *, actor: str) -> ImportReport:
         else:
             report.unchanged.append(phone)
     record_event("users.imported", actor=actor, **report.as_dict())
-    db.session.commit()
+    db.session.flush()
     return report
 
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authserver.accounts.models import User
 from authserver.accounts.phones import normalize_phone
@@ -54,6 +53,7 @@ from authserver.otp.services import (
     start_challenge,
     verify_code,
 )
+from authserver.transactions import after_commit
 
 log = logging.getLogger(__name__)
 PROFILE_FIELDS = ("first_name", "last_name", "username", "email")
@@ -180,7 +180,7 @@ def confirm_phone_change(user: User, phone_text: str, code: str, *, keep: uuid.U
     )
     db.session.flush()
     message = PHONE_CHANGED.format(ending=phone[-2:])
-    _after_commit(lambda: _tell(old, message, reference=f"phone-changed:{user.id}"))
+    after_commit(lambda: _tell(old, message, reference=f"phone-changed:{user.id}"))
     return len(ended)
 
 
@@ -190,12 +190,6 @@ def _tell(phone: str, message: str, *, reference: str) -> None:
     except SmsDeliveryFailed:
         # The change stands; the audit log holds it. Logged without the number.
         log.warning("phone change notice not delivered (reference %s)", reference)
-
-
-def _after_commit(action: Callable[[], None]) -> None:
-    """Run ``action`` once the current transaction commits (never if it rolls back and
-    the request ends): an SMS must not tell of a change that was not kept."""
-    event.listen(db.session(), "after_commit", lambda _session: action(), once=True)
 
 
 # --- the sessions -------------------------------------------------------------------------

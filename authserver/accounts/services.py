@@ -28,6 +28,7 @@ from authserver.extensions import db
 from authserver.limits.logins import LoginAttempt
 from authserver.net import client_ip
 from authserver.oauth.sessions import revoke_user_sessions
+from authserver.transactions import keep_before_failing
 
 ADMIN_GROUP = "Admin User"
 REGULAR_GROUP = "Regular User"
@@ -72,7 +73,7 @@ def authenticate_password(
         attempt.begin()
     except TooManyFailedLogins:
         record_event("login.password", outcome="failure", client_id=client_id, reason="throttled")
-        db.session.commit()
+        keep_before_failing()
         raise
     user = find_user_by_phone(phone_text)
     if not passwords().verify(user.password_hash if user else None, password) or user is None:
@@ -83,7 +84,7 @@ def authenticate_password(
             client_id=client_id,
             reason="invalid_credentials",
         )
-        db.session.commit()  # the OAuth error path rolls back: keep the record
+        keep_before_failing()  # the OAuth error path rolls back: keep the record
         raise InvalidCredentials()
     attempt.succeeded()
     refuse_disabled(user, event="login.password", client_id=client_id)
@@ -101,7 +102,7 @@ def refuse_disabled(user: User, *, event: str, client_id: str | None) -> None:
     record_event(
         event, outcome="failure", user_id=user.id, client_id=client_id, reason="account_disabled"
     )
-    db.session.commit()
+    keep_before_failing()
     raise AccountDisabled()
 
 
@@ -213,7 +214,7 @@ def check_current_password(user: User, password: str | None) -> None:
             user_id=user.id,
             reason="invalid_current_password",
         )
-        db.session.commit()  # the refusal rolls the request back: keep the record
+        keep_before_failing()  # the refusal rolls the request back: keep the record
         raise InvalidField("current_password", "The current password is wrong.")
     attempt.succeeded()
 

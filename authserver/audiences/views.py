@@ -46,11 +46,10 @@ def _audience(audience_id: uuid.UUID) -> Audience:
     return get_or_404(Audience, audience_id, "audience")
 
 
-def _commit() -> None:
+def _flush() -> None:
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:  # a concurrent request registered the same identifier or key
-        db.session.rollback()
         raise conflict("A concurrent change got there first; read the audience again.") from None
 
 
@@ -86,7 +85,7 @@ def create_view() -> tuple[Response, int]:
         audience = create_audience(body.identifier, body.name, key, actor=actor())
     except AudienceError as error:
         raise _refused(error) from None
-    _commit()
+    _flush()
     return jsonify(describe_audience(audience)), 201
 
 
@@ -123,7 +122,7 @@ def set_key_view(audience_id: uuid.UUID) -> Response:
         set_encryption_key(audience, public_key_from_jwk(body.encryption_key), actor=actor())
     except AudienceError as error:
         raise _refused(error) from None
-    _commit()
+    _flush()
     return jsonify(describe_audience(audience))
 
 
@@ -139,7 +138,7 @@ def set_key_view(audience_id: uuid.UUID) -> Response:
 def remove_key_view(audience_id: uuid.UUID) -> Response:
     audience = _audience(audience_id)
     remove_encryption_key(audience, actor=actor())
-    _commit()
+    _flush()
     return jsonify(describe_audience(audience))
 
 
@@ -157,5 +156,5 @@ def remove_key_view(audience_id: uuid.UUID) -> Response:
 )
 def delete_view(audience_id: uuid.UUID) -> tuple[str, int]:
     delete_audience(_audience(audience_id), actor=actor())
-    _commit()
+    _flush()
     return "", 204

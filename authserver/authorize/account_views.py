@@ -13,7 +13,6 @@ from authserver.audiences.own import ACCOUNT_API
 from authserver.authorize.consents import describe_consent, list_consents, withdraw_consent
 from authserver.bearer import authenticate, current_user
 from authserver.errors import ApiError
-from authserver.extensions import db
 from authserver.openapi import api_errors, documented
 
 CLIENT_ID = re.compile(r"[\w.:-]{1,64}")
@@ -66,5 +65,4 @@ def withdraw(client_id: str) -> Response:
     ended = withdraw_consent(user.id, client_id) if known else None
     if ended is None:
         raise ApiError(404, "not_found", "No consent for this app.")
-    db.session.commit()
     return jsonify(sessions_revoked=ended)

@@ -18,6 +18,7 @@ from authserver.context import keyed_hash
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client
 from authserver.oauth.sessions import revoke_session
+from authserver.transactions import keep_before_failing
 
 
 def claim_code(value: str, client: Client) -> AuthorizationCode | None:
@@ -58,7 +59,7 @@ def claim_code(value: str, client: Client) -> AuthorizationCode | None:
                 client_id=client.client_id,
                 session_id=str(issued.id),
             )
-        db.session.commit()
+        keep_before_failing()  # the invalid_grant answer must not undo the revocation
     return None
 
 

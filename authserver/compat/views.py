@@ -399,7 +399,6 @@ def seed004_profile_update():
     body = parse_body(ProfileUpdate, form=True)  # after authentication, as in Django
     first, _, last = body.fullname.strip().partition(" ")
     update_profile(user, {"first_name": first, "last_name": last.strip()})
-    db.session.commit()
     return jsonify(profile_of(user))
 
 

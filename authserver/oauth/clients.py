@@ -63,7 +63,7 @@ def create_client(
     )
     db.session.add(client)
     record_event("client.created", actor=actor, client_id=client_id)
-    db.session.commit()
+    db.session.flush()
     return client, secret
 
 

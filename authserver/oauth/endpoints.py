@@ -164,4 +164,4 @@ class RevocationEndpoint(_RevocationEndpoint):
                     session_id=str(session.id),
                     reason="refresh_token_revoked",
                 )
-        db.session.commit()
+        db.session.flush()

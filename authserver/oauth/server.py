@@ -45,13 +45,10 @@ class AuthorizationServer(_AuthorizationServer):
                 session_id=str(grantee.session.id),
                 amr=grantee.amr,
             )
-        # Read before the commit expires them: reading after would reload both rows.
-        client_id, user_id = request.client.client_id, grantee and grantee.user.id
-        session = db.session()
-        # A client-credentials token reads and writes nothing: no empty commit for it.
-        if session.in_transaction() or session.new or session.dirty or session.deleted:
-            session.commit()
-        token_issued(request.payload.grant_type, client_id, user_id)
+        db.session.flush()  # committed when the token response is answered
+        token_issued(
+            request.payload.grant_type, request.client.client_id, grantee and grantee.user.id
+        )
 
     def create_oauth2_request(self, request):
         # A first-party endpoint (the seed compatibility views) hands in a request it

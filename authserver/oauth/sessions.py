@@ -36,6 +36,7 @@ from authserver.errors import RefreshRaceLost, RefreshTokenInvalid, RefreshToken
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import AuthSession, Client, RefreshToken
 from authserver.ops.metrics import REFRESH_TOKEN_REPLAYS, REFRESH_TOKEN_REUSE
+from authserver.transactions import keep_before_failing
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,7 @@ def replay_or_refuse(value: str, now: datetime, client_id: str) -> Replay:
             client_id=token.session.client_id,
             session_id=str(token.session_id),
         )
-    db.session.commit()  # the OAuth error that follows must not roll the revocation back
+    keep_before_failing()  # the OAuth error that follows must not roll the revocation back
     REFRESH_TOKEN_REUSE.inc()
     raise RefreshTokenReused()
 

@@ -52,6 +52,7 @@ from authserver.ops.metrics import (
 )
 from authserver.otp.models import OtpChallenge
 from authserver.otp.sms import sms_sender
+from authserver.transactions import commit_before_calling_out, keep_before_failing
 
 LOGIN = "login"
 PASSWORD_RESET = "password_reset"
@@ -133,7 +134,7 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
                 attempts=0,
             )
         )
-        db.session.commit()
+        commit_before_calling_out()
     except BaseException:
         db.session.rollback()
         budgets().refund(taken)
@@ -147,7 +148,7 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
         if isinstance(error, SmsDeliveryFailed):
             OTP_SEND_FAILURES.inc()
             record_event("otp.sent", outcome="failure", purpose=purpose, reason="sms_gateway")
-        db.session.commit()
+        keep_before_failing()
         raise
     # Sent: only the newest code of a phone is valid, older ones are gone. Should this
     # fail, the new code is the newest anyway, and what the user was sent still works.
@@ -156,7 +157,7 @@ def start_challenge(phone_text: str, purpose: str = LOGIN, *, ip: str | None = N
     )
     user_id = db.session.scalar(select(User.id).where(User.phone == phone))
     record_event("otp.sent", user_id=user_id, purpose=purpose, challenge_id=str(challenge_id))
-    db.session.commit()
+    db.session.flush()
     OTP_SENT.labels(purpose).inc()
     return CodeSent(
         phone=phone,
@@ -218,7 +219,7 @@ def verify_code(phone_text: str, code: str, purpose: str) -> str:
         challenge_id=str(challenge.id),
         reason="wrong_code" if counted else "dead_code",
     )
-    db.session.commit()
+    keep_before_failing()
     OTP_VERIFY_FAILURES.inc()
     raise InvalidOtp()
 
@@ -245,7 +246,7 @@ def sign_in_with_code(
             user = db.session.scalar(select(User).where(User.phone == phone))
             assert user is not None
     refuse_disabled(user, event="login.otp", client_id=client_id)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -259,15 +260,15 @@ def reset_password(phone_text: str, code: str, new_password: str) -> int:
     phone = verify_code(phone_text, code, PASSWORD_RESET)
     user = db.session.scalar(select(User).where(User.phone == phone))
     if user is None:
-        db.session.commit()
+        keep_before_failing()
         raise InvalidOtp()
     if not user.can_sign_in:
         record_event("password.reset", outcome="failure", user_id=user.id, reason="disabled")
-        db.session.commit()
+        keep_before_failing()
         raise AccountDisabled()
     ended = set_password(user, new_password, reason="password_reset")
     record_event("password.reset", actor=str(user.id), user_id=user.id, sessions_revoked=len(ended))
-    db.session.commit()
+    db.session.flush()
     forget_failures(phone)
     return len(ended)
 

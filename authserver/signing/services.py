@@ -2,7 +2,9 @@
 
 Every change takes one database-wide lock first (``_lock_keys``), so two instances, or an
 operator and a cron job, acting at the same moment are applied one after the other: a
-scheduled rotation runs once, and a revocation cannot interleave with a promotion.
+scheduled rotation runs once, and a revocation cannot interleave with a promotion. The
+lock lasts until the caller's transaction ends (the command or request commits it); the
+process's cached keys are dropped once it commits (``transactions.after_commit``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from authserver.extensions import db, utcnow
 from authserver.signing.crypto import decrypt_private_key, encrypt_private_key
 from authserver.signing.keyring import is_published
 from authserver.signing.models import SigningKey
+from authserver.transactions import after_commit, keep_before_failing
 
 # pg_advisory_xact_lock key for signing-key changes ("KEYS" in ASCII).
 _ADVISORY_LOCK_ID = 0x4B455953
@@ -79,9 +82,9 @@ def ensure_active_key(*, actor: str = "system") -> SigningKey:
     if _one("next") is None:
         _created("next", actor)
         created = True
-    db.session.commit()
+    db.session.flush()
     if created:
-        keyring().invalidate()
+        after_commit(keyring().invalidate)
     return active
 
 
@@ -101,7 +104,6 @@ def rotate_signing_keys(*, actor: str, force: bool = False, if_due: bool = False
     if if_due and active is not None and active.activated_at is not None:
         due_at = active.activated_at + timedelta(seconds=config.key_rotation_interval)
         if due_at > now:
-            db.session.commit()  # release the lock
             return {**key_summary(), "rotated": False, "due_at": due_at.isoformat()}
     safe_at = nxt.created_at + timedelta(seconds=config.key_prepublish_seconds) if nxt else None
     unsafe = safe_at is None or safe_at > now
@@ -110,8 +112,8 @@ def rotate_signing_keys(*, actor: str, force: bool = False, if_due: bool = False
             if nxt is None:
                 nxt = _created("next", actor)
                 safe_at = now + timedelta(seconds=config.key_prepublish_seconds)
-            db.session.commit()  # publishes the new ``next`` (if any) and releases the lock
-            keyring().invalidate()
+            db.session.flush()
+            after_commit(keyring().invalidate)  # the new ``next``, if any, is published
             return {**key_summary(), "rotated": False, "safe_at": safe_at.isoformat()}
         record_event(
             "key.rotation_refused",
@@ -120,7 +122,7 @@ def rotate_signing_keys(*, actor: str, force: bool = False, if_due: bool = False
             active=active.kid if active else None,
             next=nxt.kid if nxt else None,
         )
-        db.session.commit()
+        keep_before_failing()
         raise RotationNotSafe(_refusal(nxt, safe_at, now), safe_at)
     retired = []
     if active is not None:
@@ -139,8 +141,8 @@ def rotate_signing_keys(*, actor: str, force: bool = False, if_due: bool = False
         next=new_next.kid,
         retired=retired,
     )
-    db.session.commit()
-    keyring().invalidate()
+    db.session.flush()
+    after_commit(keyring().invalidate)
     summary = key_summary()
     return {**summary, "rotated": True} if if_due else summary
 
@@ -174,7 +176,6 @@ def import_key(pem: bytes, *, actor: str) -> SigningKey:
         raise KeyOperationError("RSA keys below 2048 bits are refused")
     _lock_keys()
     if _get(key.thumbprint()) is not None:
-        db.session.rollback()
         raise KeyOperationError(f"key {key.thumbprint()} is already known")
     replaced = _one("next")
     if replaced is not None:
@@ -184,8 +185,8 @@ def import_key(pem: bytes, *, actor: str) -> SigningKey:
     record_event(
         "key.imported", actor=actor, kid=row.kid, replaced=replaced.kid if replaced else None
     )
-    db.session.commit()
-    keyring().invalidate()
+    db.session.flush()
+    after_commit(keyring().invalidate)
     return row
 
 
@@ -195,10 +196,8 @@ def revoke_key(kid: str, *, actor: str) -> SigningKey:
     _lock_keys()
     row = _get(kid)
     if row is None:
-        db.session.rollback()
         raise KeyOperationError(f"no key {kid}")
     if row.state == "active":
-        db.session.rollback()
         raise KeyOperationError(
             "the active key cannot be revoked: `authserver keys rotate --force` first, "
             "then revoke it"
@@ -207,8 +206,8 @@ def revoke_key(kid: str, *, actor: str) -> SigningKey:
         previous = row.state
         row.state, row.revoked_at = "revoked", utcnow()
         record_event("key.revoked", actor=actor, kid=kid, previous_state=previous)
-    db.session.commit()
-    keyring().invalidate()
+    db.session.flush()
+    after_commit(keyring().invalidate)
     return row
 
 
@@ -230,12 +229,11 @@ def rewrap_keys(new_kek: bytes, *, actor: str) -> list[str]:
         try:
             pem = decrypt_private_key(old_kek, row.kid, row.private_key_encrypted)
         except KeyDecryptionError as error:
-            db.session.rollback()
             raise KeyOperationError(f"{error}; nothing was rewrapped") from None
         row.private_key_encrypted = encrypt_private_key(new_kek, row.kid, pem)
     kids = [row.kid for row in rows]
     record_event("key.rewrapped", actor=actor, kids=kids)
-    db.session.commit()
+    db.session.flush()
     return kids
 
 

@@ -134,7 +134,6 @@ def authorize() -> Response:
     pending = PendingAuthorization(params)
     g.ui_locales = pending.ui_locales
     outcome = decide(pending, current_browser_session())
-    db.session.commit()
     return respond(outcome)
 
 
@@ -144,7 +143,6 @@ def sign_in() -> Response:
     query = page_query()
     pending = pending_from(query.ticket)
     browser = current_browser_session()
-    db.session.commit()
     if pending is None and browser is not None:
         return render_page("signed_in.html", browser=browser)
     hint = pending.login_hint if pending else None
@@ -167,7 +165,6 @@ def sign_in_submit() -> Response:
     except AccountDisabled:
         return _again("sign_in.html", 403, pending, form, _("This account is disabled."))
     sign_in_browser(user, ["pwd"])
-    db.session.commit()
     return _continue(pending)
 
 
@@ -176,7 +173,6 @@ def _continue(pending: PendingAuthorization | None) -> Response:
     if pending is None:
         return redirect(url_for("web.sign_in"), 303)
     outcome = decide(pending, current_browser_session())
-    db.session.commit()
     return respond(outcome, after_form=True)
 
 
@@ -309,7 +305,6 @@ def code_verify_submit() -> Response:
             "code_verify.html", 403, pending, form, _("This account is disabled."), phone=phone
         )
     sign_in_browser(user, ["otp", "sms"])
-    db.session.commit()
     return _continue(pending)
 
 
@@ -379,7 +374,6 @@ def consent() -> Response:
     if pending is None:
         return error_page("invalid_ticket")
     outcome = decide(pending, current_browser_session())
-    db.session.commit()
     if isinstance(outcome, NeedConsent):
         return _consent_page(outcome)
     return respond(outcome)
@@ -413,7 +407,6 @@ def consent_submit() -> Response:
         else:
             grant_consent(browser.user_id, outcome.client, outcome.scope)
             outcome = decide(pending, browser)
-    db.session.commit()
     return respond(outcome, after_form=True)
 
 
@@ -468,8 +461,6 @@ def end_session() -> Response:
         return error_page("invalid_request", error.description or "")
     browser = current_browser_session()
     if validated.needs_confirmation and request.method == "GET" and browser is not None:
-        db.session.commit()
         return render_page("sign_out.html", browser=browser, client=validated.client)
     response = server.create_endpoint_response("end_session", validated)
-    db.session.commit()
     return response or render_page("signed_out.html")
