@@ -54,15 +54,17 @@ def create_core_app(settings: Settings | None = None) -> Flask:
     # secrets (authserver/logs.py).
     configure_logging(settings.log_level)
 
+    # As above: only when an app is built.
+    from authserver import context
     from authserver.accounts.passwords import Passwords
     from authserver.extensions import db, ping_idle_connections
     from authserver.signing.keyring import KeyRing
 
-    app.extensions["authserver.settings"] = settings
-    app.extensions["authserver.passwords"] = Passwords(
+    app.extensions[context.SETTINGS] = settings
+    app.extensions[context.PASSWORDS] = Passwords(
         settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
     )
-    app.extensions["authserver.keyring"] = KeyRing.from_settings(settings)
+    app.extensions[context.KEYRING] = KeyRing.from_settings(settings)
     db.init_app(app)
     with app.app_context():
         ping_idle_connections(db.engine)
@@ -74,52 +76,50 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Imported here, not at the top: importing the package must stay free (see above).
     from werkzeug.middleware.proxy_fix import ProxyFix
 
+    from authserver import context
+    from authserver.accounts.views import bp as account_bp
+    from authserver.admin.views import bp as admin_bp
+    from authserver.audiences import init_app as init_audiences
+    from authserver.authorize import init_app as init_authorize
+    from authserver.compat.views import bp as compat_bp
+    from authserver.docs_ui import bp as docs_bp
     from authserver.errors import register_error_handlers
+    from authserver.framing import KeepFraming
     from authserver.guard import init_app as init_guard
     from authserver.limits import init_app as init_limits
-    from authserver.signing.keyring import check_key_encryption_key
-
-    app = create_core_app(settings)
-    settings = app.extensions["authserver.settings"]
-    init_migrations(app)  # /readyz compares the database with the migrations' heads
-    init_limits(app)  # budgets and request rates, before any view declares a limit
-    register_error_handlers(app)
-    init_guard(app)  # malformed values are a 400 before any view sees them
-
-    from authserver.compat.views import bp as compat_bp
     from authserver.oauth.grants import GRANT_TYPES
     from authserver.oauth.server import create_authorization_server
     from authserver.oauth.views import bp as oauth_bp
     from authserver.openapi import init_app as init_openapi
     from authserver.ops import init_app as init_ops
     from authserver.otp import init_app as init_otp
+    from authserver.signing.keyring import check_key_encryption_key
     from authserver.signing.views import bp as signing_bp
-
-    app.extensions["authserver.oauth"] = create_authorization_server(app)
-    app.extensions["authserver.grant_types"] = list(GRANT_TYPES)
-    from authserver.authorize import init_app as init_authorize
     from authserver.web import init_app as init_web
 
+    app = create_core_app(settings)
+    settings = context.settings(app)
+    init_migrations(app)  # /readyz compares the database with the migrations' heads
+    init_limits(app)  # budgets and request rates, before any view declares a limit
+    register_error_handlers(app)
+    init_guard(app)  # malformed values are a 400 before any view sees them
+
+    app.extensions[context.AUTHORIZATION_SERVER] = create_authorization_server(app)
+    app.extensions[context.GRANT_TYPES] = list(GRANT_TYPES)
     init_authorize(app)  # the code grant, OpenID Connect, /.well-known/openid-configuration
     init_web(app)  # /oauth/authorize, /oauth/logout and the hosted sign-in pages
     app.register_blueprint(oauth_bp)
     app.register_blueprint(signing_bp)
     app.register_blueprint(compat_bp)
-    from authserver.accounts.views import bp as account_bp
-    from authserver.admin.views import bp as admin_bp
-
     app.register_blueprint(account_bp)  # /account/...: self-service with a user's token
     app.register_blueprint(admin_bp)  # /admin/...: users, groups, clients, keys, audit
     init_otp(app)  # its tables, SMS sender, budgets and endpoints
-    from authserver.audiences import init_app as init_audiences
-
     init_audiences(app)  # registered audiences, encrypted tokens, /admin/audiences
     init_ops(app)  # /healthz, /readyz, /metrics, request ids and the access log line
-    init_openapi(app)  # /openapi.json (built from every route above) and /docs
+    init_openapi(app)  # /openapi.json, built from every route on first request
+    app.register_blueprint(docs_bp)  # /docs: the document for a person
 
     check_key_encryption_key(app)  # a wrong key-encryption key stops the start, not a request
-
-    from authserver.framing import KeepFraming
 
     # An answer given before the body was read keeps the connection usable (framing.py).
     app.wsgi_app = KeepFraming(app.wsgi_app)  # type: ignore[method-assign]

@@ -448,8 +448,6 @@ class Settings:
 
 
 def _check_otp_settings(s: Settings) -> None:
-    import phonenumbers
-
     positive = {
         "AUTHSERVER_OTP_TTL": s.otp_ttl,
         "AUTHSERVER_OTP_MAX_ATTEMPTS": s.otp_max_attempts,

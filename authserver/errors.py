@@ -328,6 +328,7 @@ class NotFound(AuthserverError):
         self.what = what
 
 
+# --- the JSON answer: every style but the seeds' and the pages' ---------------------------
 def error_response(
     status: int,
     error: str,
@@ -357,6 +358,32 @@ def answer(error: AuthserverError, headers: Mapping[str, str] | None = None) -> 
         fields=getattr(error, "fields", None),
         headers={**error.headers, **(headers or {})},
     )
+
+
+# --- RFC 6749 §5.2: the OAuth endpoints and /oauth/otp ----------------------------------
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An RFC 6749 §5.2 error answer (never cached)."""
+    return error_response(status, error, description, headers={**NO_STORE, **(headers or {})})
+
+
+def oauth_answer(error: AuthserverError, description: str | None = None) -> Response:
+    """``error`` as an RFC 6749 §5.2 answer: its status, code and headers; ``description``
+    instead of its own where an endpoint has always said something else."""
+    return oauth_error(
+        error.status, error.error, description or _described(error), error.headers
+    )
+
+
+def _described(error: AuthserverError) -> str:
+    fields = getattr(error, "fields", None)
+    if not fields:
+        return error.description
+    return " ".join(f"'{name}': {' '.join(messages)}" for name, messages in fields.items())
 
 
 def register_error_handlers(app: Flask) -> None:

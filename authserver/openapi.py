@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, request
 from pydantic import BaseModel, Field, TypeAdapter
 
+from authserver.context import OPENAPI_DOCUMENT, per_app
+
 __all__ = [
     "NO_BODY",
     "PUBLIC",
@@ -559,7 +561,6 @@ def _version() -> str:
 
 # --- serving it --------------------------------------------------------------------------
 bp = Blueprint("openapi", __name__)
-EXTENSION = "authserver.openapi"
 
 
 class OpenApiDocument(BaseModel):
@@ -579,12 +580,11 @@ class OpenApiDocument(BaseModel):
     security=PUBLIC,
 )
 def openapi_json() -> Response:
-    encoded = current_app.extensions.get(EXTENSION)
-    if encoded is None:
-        # Routes cannot change once the app serves requests: build once, keep the bytes.
-        # Two first requests at once build twice; both results are the same.
-        encoded = json.dumps(build_document(current_app), separators=(",", ":")).encode()
-        current_app.extensions[EXTENSION] = encoded
+    # Routes cannot change once the app serves requests: build once, keep the bytes.
+    encoded = per_app(
+        OPENAPI_DOCUMENT,
+        lambda: json.dumps(build_document(current_app), separators=(",", ":")).encode(),
+    )
     response = Response(encoded, mimetype=JSON)
     response.set_etag(hashlib.sha256(encoded).hexdigest()[:32])
     response.headers["Cache-Control"] = "no-cache"  # revalidate: cheap with the ETag
@@ -592,8 +592,5 @@ def openapi_json() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Serve ``/openapi.json`` and the Swagger UI page ``/docs``."""
-    from authserver.docs_ui import bp as docs_bp
-
+    """Serve ``/openapi.json`` (``/docs`` renders it: authserver/docs_ui.py)."""
     app.register_blueprint(bp)
-    app.register_blueprint(docs_bp)

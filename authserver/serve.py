@@ -134,11 +134,14 @@ def serve_command(args: tuple[str, ...]) -> None:
     # one clear error, not in every worker. Then a fresh interpreter for the server, so
     # its forked workers import the app themselves.
     app = create_app()
-    check_shutdown_grace(app.extensions["authserver.settings"], options.shutdown_grace)
+    from authserver.context import settings  # like create_app: Flask only from here on
+
+    check_shutdown_grace(settings(app), options.shutdown_grace)
     os.execv(sys.executable, [sys.executable, "-m", "authserver.serve", *args])  # noqa: S606
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Only in the process that serves: `authserver serve` checks the app and execs here.
     from granian.constants import Interfaces
     from granian.server import Server
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 def init_app(app: Flask) -> None:
     """Register the tables and the admin endpoints (``/admin/audiences``)."""
+    # Here, not at the top: other packages load this one for its services; its views,
+    # and what they import, load only when the app is built (else an import cycle).
     from authserver.audiences import models  # noqa: F401  (model registration)
     from authserver.audiences.views import bp
 

@@ -41,6 +41,7 @@ from authserver.errors import (
     UnknownResource,
 )
 from authserver.extensions import db, utcnow
+from authserver.oauth.models import RevokedAccessToken
 
 CONTENT_ENCRYPTION = "A256GCM"
 CURVES = ("P-256", "P-384", "P-521")
@@ -472,7 +473,6 @@ def encrypted_token_claims(value: str) -> dict[str, Any] | None:
 def purge_expired_token_records() -> dict[str, int]:
     """Delete what only served tokens that have now expired (past the clock-skew leeway):
     encrypted-token records and revoked access-token jtis."""
-    from authserver.oauth.models import RevokedAccessToken
 
     cutoff = utcnow() - timedelta(seconds=settings().clock_skew)
     purged = {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from authserver.context import authorization_server, metadata_extra, settings
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
 def init_app(app: Flask) -> None:
     """Register the grant and the logout endpoint with the authorization server, the
     tables, the metadata and ``/.well-known/openid-configuration``."""
+    # Here, not at the top: other packages load this one for its services; its views,
+    # and what they import, load only when the app is built (else an import cycle).
     from authserver.authorize import models  # noqa: F401  (model registration)
     from authserver.authorize.account_views import bp as account_bp
     from authserver.authorize.claims import CLAIMS_SUPPORTED, OPENID_SCOPES
@@ -25,12 +29,12 @@ def init_app(app: Flask) -> None:
     from authserver.authorize.logout import EndSessionEndpoint
     from authserver.authorize.views import bp
 
-    settings = app.extensions["authserver.settings"]
-    server = app.extensions["authserver.oauth"]
+    config = settings(app)
+    server = authorization_server(app)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), OpenIDConnect()])
     server.register_endpoint(EndSessionEndpoint)
-    issuer = settings.issuer
-    app.extensions.setdefault("authserver.metadata_extra", {}).update(
+    issuer = config.issuer
+    metadata_extra(app).update(
         {
             "authorization_endpoint": issuer + "/oauth/authorize",
             "end_session_endpoint": issuer + "/oauth/logout",
@@ -38,7 +42,7 @@ def init_app(app: Flask) -> None:
             "response_modes_supported": ["query"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": sorted({settings.default_client_scope, *OPENID_SCOPES}),
+            "scopes_supported": sorted({config.default_client_scope, *OPENID_SCOPES}),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "claims_supported": CLAIMS_SUPPORTED,

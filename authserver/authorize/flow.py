@@ -30,13 +30,13 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import current_app, request
+from flask import request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from authserver.accounts.phones import normalize_phone
 from authserver.authorize.consents import consent_given_since, needs_consent
 from authserver.authorize.grant import SignedInUser
-from authserver.context import settings
+from authserver.context import authorization_server, settings
 from authserver.errors import InvalidPhoneNumber, InvalidTicket
 from authserver.oauth.models import AuthSession, Client
 
@@ -83,7 +83,7 @@ class PendingAuthorization:
         return self.params.get("ui_locales", "").split()
 
     def client(self) -> Client | None:
-        return current_app.extensions["authserver.oauth"].query_client(self.params.get("client_id"))
+        return authorization_server().query_client(self.params.get("client_id"))
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -134,7 +134,7 @@ class _PendingRequest(OAuth2Request):
 
 def decide(pending: PendingAuthorization, browser: AuthSession | None) -> Outcome:
     """What to do with ``pending`` for whoever ``browser`` (the browser session) is."""
-    server = current_app.extensions["authserver.oauth"]
+    server = authorization_server()
     oauth_request = _PendingRequest(pending.params)
     approver = SignedInUser(browser.user, browser) if browser is not None else None
     try:
@@ -167,7 +167,7 @@ def decide(pending: PendingAuthorization, browser: AuthSession | None) -> Outcom
 
 def deny(pending: PendingAuthorization, browser: AuthSession) -> Outcome:
     """The person refused: ``access_denied`` to the client, if the request still holds."""
-    server = current_app.extensions["authserver.oauth"]
+    server = authorization_server()
     approver = SignedInUser(browser.user, browser)
     try:
         grant = server.get_consent_grant(_PendingRequest(pending.params), end_user=approver)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from authserver.authorize.schemas import OpenIDProviderMetadata
-from authserver.oauth.views import metadata_response
+from authserver.oauth.metadata import metadata_response
 from authserver.openapi import PUBLIC, documented
 
 bp = Blueprint("authorize", __name__)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from authserver.limits.budgets import Budget, Budgets, LimiterUnavailable, budgets
+from authserver.context import BUDGETS, settings
+from authserver.limits.budgets import Budget, Budgets, LimiterUnavailable
 from authserver.limits.rates import init_rates, limiter
 
 if TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["Budget", "Budgets", "LimiterUnavailable", "budgets", "init_app", "limiter"]
+__all__ = ["Budget", "Budgets", "LimiterUnavailable", "init_app", "limiter"]
 
 
 def init_app(app: Flask) -> None:
     """The app's own budget storage and the Flask-Limiter extension."""
-    settings = app.extensions["authserver.settings"]
-    app.extensions["authserver.budgets"] = Budgets.from_url(settings.ratelimit_storage_url)
+    config = settings(app)
+    app.extensions[BUDGETS] = Budgets.from_url(config.ratelimit_storage_url)
     init_rates(app)

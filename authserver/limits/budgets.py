@@ -26,7 +26,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -118,5 +117,3 @@ class Budgets:
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
-def budgets() -> Budgets:
-    return current_app.extensions["authserver.budgets"]

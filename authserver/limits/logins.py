@@ -24,14 +24,14 @@ import logging
 from dataclasses import dataclass
 
 from authserver.accounts.phones import normalize_phone
-from authserver.context import keyed_hash, settings
+from authserver.context import budgets, keyed_hash, settings
 from authserver.errors import (
     InvalidPhoneNumber,
     LimiterUnavailable,
     RateLimited,
     TooManyFailedLogins,
 )
-from authserver.limits.budgets import Budget, budgets
+from authserver.limits.budgets import Budget
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ import secrets
 import time
 from itertools import chain
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from authserver.audit import record_event
 from authserver.authorize.redirect_uris import normalize_redirect_uris
-from authserver.context import keyed_hash, settings
+from authserver.context import client_cache, keyed_hash, settings
 from authserver.errors import ClientError, InvalidRedirectUri
 from authserver.extensions import db
 from authserver.oauth.client_assertion import METHOD as PRIVATE_KEY_JWT
@@ -176,7 +176,7 @@ def _forget_changed_clients(session: Session) -> None:
     # After the commit, not the flush: a read between the two would cache the old row.
     changed = session.info.pop("changed_clients", None)
     if changed and has_app_context():
-        cache = current_app.extensions.get("authserver.client_cache")
+        cache = client_cache()
         if cache is not None:
             cache.forget(changed)
 

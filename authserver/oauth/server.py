@@ -10,10 +10,11 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as _Authorizat
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from flask import Flask, Request, current_app
+from flask import Flask, Request
 from flask import request as flask_request
 
 from authserver.audit import record_event
+from authserver.context import CLIENT_CACHE, REVOCATION_CACHE, client_cache, settings
 from authserver.extensions import db
 from authserver.logs import annotate_request
 from authserver.oauth.client_assertion import METHOD as PRIVATE_KEY_JWT
@@ -32,7 +33,7 @@ class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
-        client = current_app.extensions["authserver.client_cache"].get(client_id)
+        client = client_cache().get(client_id)
         return client if client is not None and client.is_active else None
 
     def save_token(self, token: dict, request) -> None:
@@ -125,17 +126,17 @@ def _basic_client_id(headers) -> str | None:
 
 
 def create_authorization_server(app: Flask) -> AuthorizationServer:
-    settings = app.extensions["authserver.settings"]
-    app.extensions["authserver.client_cache"] = ClientCache(settings.client_cache_seconds)
-    revocations = RevocationCache(settings.revocation_cache_seconds)
+    config = settings(app)
+    app.extensions[CLIENT_CACHE] = ClientCache(config.client_cache_seconds)
+    revocations = RevocationCache(config.revocation_cache_seconds)
     with app.app_context():
         revocations.watch(db.engine)
-    app.extensions["authserver.revocation_cache"] = revocations
+    app.extensions[REVOCATION_CACHE] = revocations
     server = AuthorizationServer()
     server.init_app(app)
     # After init_app, which installs a default opaque-token generator of its own.
     server.register_token_generator(
-        "default", AccessTokenGenerator(settings.issuer, settings.access_token_ttl)
+        "default", AccessTokenGenerator(config.issuer, config.access_token_ttl)
     )
     server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt(settings.clock_skew))
     server.register_grant(PasswordGrant)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
@@ -20,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from authserver.accounts.models import User
 from authserver.accounts.services import groups_and_entitlements
 from authserver.audiences.services import encrypt_access_token, token_target
-from authserver.context import keyring, settings
+from authserver.context import keyring, revocation_cache, settings
 from authserver.errors import InvalidAccessToken, ServiceUnavailable
 from authserver.extensions import db, utcnow
 from authserver.oauth.dpop import request_key
@@ -220,7 +219,7 @@ def access_token_revoked(claims: dict[str, Any]) -> bool:
     """Revoked itself, or its session ended, or its user was blocked or its client
     deactivated since it was issued (authserver/oauth/revocation.py: no round trip for
     a token seen lately)."""
-    return current_app.extensions["authserver.revocation_cache"].revoked(claims)
+    return revocation_cache().revoked(claims)
 
 
 def revoke_access_token(claims: dict[str, Any]) -> None:

@@ -7,15 +7,14 @@ in the RFC 6749 §5.2 error shape.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from authserver.authorize.claims import user_claims
 from authserver.bearer import BearerError, authenticate, current_token, current_user
-from authserver.context import settings
-from authserver.errors import AuthserverError, error_response
+from authserver.context import authorization_server
+from authserver.errors import oauth_error
 from authserver.oauth import dpop
-from authserver.oauth.client_assertion import SIGNING_ALGS
-from authserver.oauth.grants import AUTH_METHODS, CONFIDENTIAL_METHODS
+from authserver.oauth.metadata import metadata_response
 from authserver.oauth.schemas import (
     AuthorizationServerMetadata,
     IntrospectionRequest,
@@ -30,8 +29,6 @@ from authserver.oauth.schemas import (
 from authserver.openapi import NO_BODY, PUBLIC, Reply, documented
 
 bp = Blueprint("oauth", __name__)
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # Documented answers shared by the form endpoints (RFC 6749 §5.2 bodies).
 FORM_ERRORS = {
@@ -55,28 +52,6 @@ FORM_ERRORS = {
 }
 
 
-def oauth_error(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> Response:
-    """An RFC 6749 §5.2 error answer (never cached)."""
-    return error_response(status, error, description, headers={**NO_STORE, **(headers or {})})
-
-
-def oauth_answer(error: AuthserverError, description: str | None = None) -> Response:
-    """``error`` as an RFC 6749 §5.2 answer: its status, code and headers; ``description``
-    instead of its own where an endpoint has always said something else."""
-    return oauth_error(
-        error.status, error.error, description or _described(error), error.headers
-    )
-
-
-def _described(error: AuthserverError) -> str:
-    fields = getattr(error, "fields", None)
-    if not fields:
-        return error.description
-    return " ".join(f"'{name}': {' '.join(messages)}" for name, messages in fields.items())
-
-
 def _malformed_oauth_request() -> Response | None:
     if request.mimetype != "application/x-www-form-urlencoded":
         return oauth_error(
@@ -96,7 +71,7 @@ def _malformed_oauth_request() -> Response | None:
 
 
 def _server():
-    return current_app.extensions["authserver.oauth"]
+    return authorization_server()
 
 
 @bp.post("/oauth/token")
@@ -179,41 +154,6 @@ def revoke() -> Response:
 )
 def metadata() -> Response:
     return metadata_response()
-
-
-def metadata_response() -> Response:
-    """The metadata document as served at both well-known addresses."""
-    response = jsonify(metadata_document())
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
-
-
-def metadata_document() -> dict:
-    """The server's metadata: RFC 8414's document, which OpenID Connect Discovery's
-    repeats (authserver/authorize adds its endpoints through ``metadata_extra``)."""
-    issuer = settings().issuer
-    body = {
-        "issuer": issuer,
-        "token_endpoint": issuer + url_for("oauth.token"),
-        "jwks_uri": issuer + url_for("signing.jwks"),
-        "introspection_endpoint": issuer + url_for("oauth.introspect"),
-        "revocation_endpoint": issuer + url_for("oauth.revoke"),
-        "userinfo_endpoint": issuer + url_for("oauth.userinfo"),
-        "otp_endpoint": issuer + url_for("otp.start"),
-        "grant_types_supported": current_app.extensions["authserver.grant_types"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
-        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,
-        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
-        "dpop_signing_alg_values_supported": dpop.SIGNING_ALGS,
-        "scopes_supported": sorted({settings().default_client_scope, "profile", "phone", "email"}),
-        "service_documentation": issuer + "/docs",
-    }
-    body.update(current_app.extensions.get("authserver.metadata_extra", {}))
-    return body
 
 
 @bp.errorhandler(BearerError)

@@ -7,6 +7,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from authserver.context import migrations_directory
 from authserver.logs import annotate_request, log_request, request_id_from
 from authserver.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_HITS, TOKENS_ISSUED
 
@@ -21,10 +22,12 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def init_app(app: Flask) -> None:
+    # Here, not at the top: other packages load this one for its services; its views,
+    # and what they import, load only when the app is built (else an import cycle).
     from authserver.ops.views import bp, script_heads
 
     app.register_blueprint(bp)
-    script_heads(app.extensions["migrate"].directory)  # once, at start-up (cached per process)
+    script_heads(migrations_directory(app))  # once, at start-up (cached per process)
     # First of all before-request functions: the clock and the request id must exist
     # even when another hook (a rate limit) answers the request early.
     app.before_request_funcs.setdefault(None, []).insert(0, _start_request)

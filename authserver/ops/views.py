@@ -10,14 +10,14 @@ from typing import Literal
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from limits.storage import storage_from_string
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.context import keyring, settings
+from authserver.context import RATE_LIMIT_PROBE, keyring, migrations_directory, per_app, settings
 from authserver.errors import error_response
 from authserver.extensions import db
 from authserver.openapi import PUBLIC, ApiErrorBody, Reply, documented
@@ -146,7 +146,7 @@ def _migrations() -> str:
     except SQLAlchemyError:
         db.session.rollback()
         return "not migrated: run `authserver db upgrade`"
-    expected = script_heads(current_app.extensions["migrate"].directory)
+    expected = script_heads(migrations_directory())
     if current != expected:
         return f"database at {sorted(current)}, code expects {sorted(expected)}"
     return "ok"
@@ -162,13 +162,13 @@ def _signing_key() -> str:
 
 
 def _rate_limit_storage() -> str:
-    storage = current_app.extensions.get("authserver.ops.ratelimit_storage")
-    if storage is None:
-        # Short timeouts: a probe must answer within the proxy's probe timeout.
-        storage = storage_from_string(
+    # Short timeouts: a probe must answer within the proxy's probe timeout.
+    storage = per_app(
+        RATE_LIMIT_PROBE,
+        lambda: storage_from_string(
             settings().ratelimit_storage_url, socket_connect_timeout=1, socket_timeout=1
-        )
-        current_app.extensions["authserver.ops.ratelimit_storage"] = storage
+        ),
+    )
     return "ok" if storage.check() else "unreachable"
 
 

@@ -30,7 +30,7 @@ from authserver.accounts.models import User
 from authserver.accounts.phones import normalize_phone
 from authserver.accounts.services import create_user, refuse_disabled, set_password
 from authserver.audit import record_event
-from authserver.context import keyed_hash, settings
+from authserver.context import budgets, keyed_hash, settings, sms_sender
 from authserver.errors import (
     AccountDisabled,
     InvalidOtp,
@@ -41,7 +41,7 @@ from authserver.errors import (
     SmsDeliveryFailed,
 )
 from authserver.extensions import db, utcnow
-from authserver.limits.budgets import Budget, budgets
+from authserver.limits.budgets import Budget
 from authserver.limits.logins import forget_failures, phone_key
 from authserver.net import client_ip
 from authserver.ops.metrics import (
@@ -51,7 +51,6 @@ from authserver.ops.metrics import (
     OTP_VERIFY_FAILURES,
 )
 from authserver.otp.models import OtpChallenge
-from authserver.otp.sms import sms_sender
 from authserver.transactions import commit_before_calling_out, keep_before_failing
 
 LOGIN = "login"

@@ -25,8 +25,6 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from flask import current_app
-
 from authserver.config import Settings
 from authserver.errors import SmsDeliveryFailed
 from authserver.ops.metrics import SMS_GATEWAY_ERRORS
@@ -136,5 +134,3 @@ def sender_from_settings(settings: Settings) -> SmsSender:
     return ConsoleSender()
 
 
-def sms_sender() -> SmsSender:
-    return current_app.extensions["authserver.sms"]

@@ -13,10 +13,15 @@ from flask import Blueprint, Response, jsonify
 from pydantic import AfterValidator, BaseModel, Field
 
 from authserver.bodies import accepts
-from authserver.errors import AuthserverError, InvalidPhoneNumber, RateLimited
+from authserver.errors import (
+    NO_STORE,
+    AuthserverError,
+    InvalidPhoneNumber,
+    RateLimited,
+    oauth_answer,
+)
 from authserver.extensions import db
 from authserver.oauth.schemas import OAuthError
-from authserver.oauth.views import NO_STORE, oauth_answer
 from authserver.openapi import Reply, documented
 from authserver.otp.schemas import CodeSentReply
 from authserver.otp.services import LOGIN, PURPOSES, reset_password, start_challenge

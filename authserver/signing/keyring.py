@@ -30,6 +30,7 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from authserver.context import keyring
 from authserver.errors import ConfigError, KeyDecryptionError
 from authserver.extensions import db, utcnow
 from authserver.signing.crypto import decrypt_private_key
@@ -194,7 +195,7 @@ def check_key_encryption_key(app: Flask) -> None:
     decrypted key stays cached in the key ring, so this costs nothing later."""
     with app.app_context():
         try:
-            app.extensions["authserver.keyring"].snapshot()
+            keyring(app).snapshot()
         except KeyDecryptionError as error:
             raise ConfigError(
                 f"{error}. Set AUTHSERVER_KEY_ENCRYPTION_KEY to the key the signing keys were "

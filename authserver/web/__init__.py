@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from authserver.context import settings
+
 if TYPE_CHECKING:
     from flask import Flask, Request
 
@@ -39,6 +41,8 @@ class CookieSessionOnlyWhenSent(SecureCookieSessionInterface):
 
 
 def init_app(app: Flask) -> None:
+    # Here, not at the top: other packages load this one for its services; its views,
+    # and what they import, load only when the app is built (else an import cycle).
     from flask_babel import Babel
 
     from authserver.authorize.flow import TICKET_MAX_AGE
@@ -46,8 +50,8 @@ def init_app(app: Flask) -> None:
     from authserver.web.security import csrf
     from authserver.web.views import bp
 
-    settings = app.extensions["authserver.settings"]
-    secure = settings.env == "production" or settings.issuer.startswith("https://")
+    config = settings(app)
+    secure = config.env == "production" or config.issuer.startswith("https://")
     app.config.update(
         # The signed session cookie names the browser session (authorize/
         # browser_sessions.py) and holds the CSRF secret. "__Host-": only this host,
@@ -56,7 +60,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SECURE=secure,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.browser_session_max_ttl),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.browser_session_max_ttl),
         SESSION_REFRESH_EACH_REQUEST=False,
         # Checked by the views that take forms, not before every request (the OAuth
         # endpoints take form posts from apps, which carry no CSRF token).

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from authlib.oauth2.base import OAuth2Error
 from flask import (
     Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -41,6 +40,7 @@ from authserver.authorize.flow import (
     deny,
 )
 from authserver.authorize.schemas import AuthorizationRequest, EndSessionQuery
+from authserver.context import authorization_server
 from authserver.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -454,7 +454,7 @@ def end_session() -> Response:
             return error_page("unsupported_media_type", status=415)
         csrf.protect()
     g.ui_locales = request.values.get("ui_locales", "").split()
-    server = current_app.extensions["authserver.oauth"]
+    server = authorization_server()
     try:
         validated = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
