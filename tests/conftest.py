@@ -18,12 +18,10 @@ from authserver.config import Settings
 from authserver.extensions import db
 from authserver.oauth.clients import create_client
 from authserver.signing.services import ensure_active_key
-from tests.helpers import committed
+from tests.helpers import PASSWORD, PHONE, committed
 from tests.services import free_port, postgres_server, redis_server
 
 ISSUER = "http://127.0.0.1:8000"
-PASSWORD = "correct horse battery"
-PHONE = "+33612975634"
 # The ``user`` object of the seed login response, everywhere a user is shown.
 USER_KEYS = {
     "id",

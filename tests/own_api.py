@@ -4,28 +4,19 @@ ask for them with RFC 8707 ``resource`` (authserver/audiences/own.py)."""
 from __future__ import annotations
 
 from authserver.otp import OTP_GRANT_TYPE
-from tests.conftest import ISSUER, PASSWORD, PHONE
+from tests import helpers
+from tests.conftest import ISSUER
+from tests.helpers import PASSWORD, PHONE, token_response
 
 ACCOUNT = ISSUER + "/account"
 ADMIN = ISSUER + "/admin"
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def token_response(http, client, **form: str):
-    return http.post("/oauth/token", data=form, headers=client.basic)
-
-
 def sign_in(http, client, phone=PHONE, password=PASSWORD, resource=ACCOUNT, **extra) -> dict:
     """The password grant's token answer, for ``resource`` (None: the default audience)."""
-    form = {"grant_type": "password", "username": phone, "password": password, **extra}
     if resource:
-        form["resource"] = resource
-    response = token_response(http, client, **form)
-    assert response.status_code == 200, response.json
-    return response.json
+        extra["resource"] = resource
+    return helpers.sign_in(http, client, phone, password, **extra)
 
 
 def sign_in_by_code(http, client, gateway, phone=PHONE, resource=ACCOUNT) -> dict:

@@ -8,7 +8,8 @@ import pytest
 
 from authserver.otp import OTP_GRANT_TYPE
 from tests.conftest import PASSWORD, PHONE, USER_KEYS
-from tests.own_api import ACCOUNT, bearer, sign_in
+from tests.helpers import bearer, refresh
+from tests.own_api import ACCOUNT, sign_in
 from tests.sms_gateway import build_otp_app, dispose
 
 NEW_PHONE = "+33698765432"
@@ -23,14 +24,6 @@ def login(http, client, password=PASSWORD, phone=PHONE) -> dict:
 def app_client(make_client):
     """The platform's own app: it may ask for tokens for the account API."""
     return make_client(first_party=True)
-
-
-def refresh(http, client, token: str):
-    return http.post(
-        "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": token},
-        headers=client.basic,
-    )
 
 
 @pytest.fixture

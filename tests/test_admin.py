@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 
 from authserver import create_app
 from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient, build_app, make_settings
-from tests.helpers import committed
-from tests.own_api import ADMIN, bearer
+from tests.helpers import bearer, committed, introspect, sign_in
+from tests.own_api import ADMIN
 
 ADMIN_PHONE = "+33611111111"
 OTHER_PHONE = "+33622222222"
@@ -66,22 +66,6 @@ def url_of(template: str) -> str:
     return template.format(**SAMPLES)
 
 
-def login(http, client, phone=PHONE, password=PASSWORD, **extra) -> dict:
-    response = http.post(
-        "/oauth/token",
-        data={"grant_type": "password", "username": phone, "password": password, **extra},
-        headers=client.basic,
-    )
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def introspect(http, client, token: str) -> dict:
-    response = http.post("/oauth/introspect", data={"token": token}, headers=client.basic)
-    assert response.status_code == 200
-    return response.json
-
-
 @pytest.fixture
 def admin_id(make_user) -> str:
     return make_user(ADMIN_PHONE, admin=True)
@@ -96,7 +80,7 @@ def console(make_client) -> OAuthClient:
 @pytest.fixture
 def admin(http, console, admin_id) -> dict[str, str]:
     """Authorization header of a user holding authserver.admin, signed in just now."""
-    return bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
+    return bearer(sign_in(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
 
 
 def client_token(http, client, scope: str | None = None, resource: str | None = None) -> str:
@@ -135,7 +119,7 @@ def test_every_admin_route_needs_an_admin(http, method, path, console, user, mak
     assert forged.status_code == 401
 
     # A user without the right, with a token for the admin API: 403.
-    regular = bearer(login(http, console, resource=ADMIN)["access_token"])
+    regular = bearer(sign_in(http, console, resource=ADMIN)["access_token"])
     refused = http.open(url, method=method, json={}, headers=regular)
     assert refused.status_code == 403
     assert refused.json["error"] == "insufficient_scope"
@@ -282,7 +266,7 @@ def test_search_and_pagination(http, admin, make_user):
 
 
 def test_blocking_ends_every_session_at_once(http, app_client, user, admin):
-    sessions = [login(http, app_client), login(http, app_client, device_name="tablet")]
+    sessions = [sign_in(http, app_client), sign_in(http, app_client, device_name="tablet")]
     response = http.post(f"/admin/users/{user}/block", headers=admin)
     assert response.status_code == 200
     assert response.json["sessions_revoked"] == 2
@@ -311,7 +295,7 @@ def test_blocking_ends_every_session_at_once(http, app_client, user, admin):
     assert (
         http.post(f"/admin/users/{user}/unblock", headers=admin).json["user"]["is_blocked"] is False
     )
-    fresh = login(http, app_client)
+    fresh = sign_in(http, app_client)
     assert introspect(http, app_client, fresh["access_token"])["active"] is True
     # The sessions ended by the block stay ended.
     assert introspect(http, app_client, sessions[0]["refresh_token"]) == {"active": False}
@@ -323,13 +307,13 @@ def test_an_admin_cannot_block_themselves(http, admin, admin_id):
 
 
 def test_deactivating_or_setting_a_password_ends_sessions(http, app_client, user, admin):
-    tokens = login(http, app_client)
+    tokens = sign_in(http, app_client)
     response = http.patch(
         f"/admin/users/{user}", json={"password": "set by the admin"}, headers=admin
     )
     assert response.status_code == 200
     assert introspect(http, app_client, tokens["access_token"]) == {"active": False}
-    tokens = login(http, app_client, password="set by the admin")
+    tokens = sign_in(http, app_client, password="set by the admin")
 
     response = http.patch(f"/admin/users/{user}", json={"is_active": False}, headers=admin)
     assert response.json["is_active"] is False
@@ -372,7 +356,7 @@ def test_groups_and_permissions_reach_the_tokens(http, app_client, user, admin):
     )
     assert direct.json["permissions"] == ["properties.edit", "properties.view", "reports.read"]
 
-    claims = introspect(http, app_client, login(http, app_client)["access_token"])
+    claims = introspect(http, app_client, sign_in(http, app_client)["access_token"])
     assert claims["groups"] == ["Landlords"]
     assert claims["entitlements"] == ["properties.edit", "properties.view", "reports.read"]
 
@@ -583,7 +567,7 @@ def test_audience_lifecycle(app, http, admin, admin_id, app_client, user, audien
     assert http.get("/admin/audiences", headers=admin).json == {"audiences": [audience]}
 
     def access_token() -> str:
-        return login(http, app_client, resource=PROPERTIES)["access_token"]
+        return sign_in(http, app_client, resource=PROPERTIES)["access_token"]
 
     token = access_token()
     assert token.count(".") == 4  # encrypted to the registered key
@@ -832,7 +816,7 @@ def test_keys_list_rotate_revoke(key_app):
         )
         console = OAuthClient(made.client_id, secret)
     http = key_app.test_client()
-    admin = bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
+    admin = bearer(sign_in(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
 
     listed = http.get("/admin/keys", headers=admin).json["keys"]
     assert {k["state"] for k in listed} == {"active", "next"}
@@ -846,7 +830,7 @@ def test_keys_list_rotate_revoke(key_app):
     assert rotated.status_code == 200, rotated.json
     assert rotated.json["active"] != before and rotated.json["retired"] == [before]
 
-    signed_by_new = bearer(login(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
+    signed_by_new = bearer(sign_in(http, console, ADMIN_PHONE, resource=ADMIN)["access_token"])
     assert http.get("/admin/keys", headers=admin).status_code == 200  # old key still verifies
 
     active = rotated.json["active"]

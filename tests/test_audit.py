@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import PASSWORD, PHONE
-from tests.own_api import ACCOUNT, ADMIN, bearer
+from tests.helpers import bearer
+from tests.own_api import ACCOUNT, ADMIN
 from tests.sms_gateway import SmsGateway, build_otp_app, dispose
 
 ADMIN_PHONE = "+33611111111"

@@ -13,10 +13,7 @@ import jwt
 import pytest
 
 from tests.conftest import ISSUER, PASSWORD
-
-
-def introspect(http, client, token: str, **extra: str):
-    return http.post("/oauth/introspect", data={"token": token, **extra}, headers=client.basic)
+from tests.helpers import introspection
 
 
 def unverified(token: str) -> dict:
@@ -68,7 +65,7 @@ def test_missing_token_parameter_is_invalid_request(http, app_client):
 
 def test_an_active_access_token_reports_every_rfc7662_field(http, password_login, app_client, user):
     token = password_login()["access_token"]
-    response = introspect(http, app_client, token)
+    response = introspection(http, app_client, token)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     info = response.json
@@ -89,7 +86,7 @@ def test_an_active_refresh_token_reports_its_type_and_session(
     http, password_login, app_client, user
 ):
     token = password_login()
-    info = introspect(http, app_client, token["refresh_token"]).json
+    info = introspection(http, app_client, token["refresh_token"]).json
     assert info["active"] is True
     assert info["token_type"] == "refresh_token"
     assert info["client_id"] == app_client.client_id
@@ -103,7 +100,7 @@ def test_a_client_credentials_token_is_active_without_a_session(http, app_client
     token = http.post(
         "/oauth/token", data={"grant_type": "client_credentials"}, headers=app_client.basic
     ).json["access_token"]
-    info = introspect(http, app_client, token).json
+    info = introspection(http, app_client, token).json
     assert info["active"] is True
     assert info["client_id"] == app_client.client_id
     assert "sid" not in info
@@ -117,7 +114,7 @@ def test_a_wrong_token_type_hint_does_not_change_the_answer(
     http, password_login, app_client, which, hint
 ):
     token = password_login()[which]
-    info = introspect(http, app_client, token, token_type_hint=hint).json
+    info = introspection(http, app_client, token, token_type_hint=hint).json
     assert info["active"] is True
     assert info["token_type"] == ("Bearer" if which == "access_token" else "refresh_token")
 
@@ -129,8 +126,8 @@ def test_another_clients_token_reads_inactive_unless_asked_by_a_resource_server(
     other = make_client(name="other app")
     api = make_client(name="orders api", grant_types=("client_credentials",), resource_server=True)
     for value in (token["access_token"], token["refresh_token"]):
-        assert introspect(http, other, value).json == {"active": False}
-        assert introspect(http, api, value).json["active"] is True
+        assert introspection(http, other, value).json == {"active": False}
+        assert introspection(http, api, value).json["active"] is True
 
 
 def test_a_deactivated_clients_tokens_are_inactive(app, http, app_client, make_client, user):
@@ -147,13 +144,13 @@ def test_a_deactivated_clients_tokens_are_inactive(app, http, app_client, make_c
         "/oauth/token", data={"grant_type": "client_credentials"}, headers=app_client.basic
     ).json
     tokens = [signed_in["access_token"], signed_in["refresh_token"], service["access_token"]]
-    assert all(introspect(http, api, value).json["active"] for value in tokens)
+    assert all(introspection(http, api, value).json["active"] for value in tokens)
 
     with app.app_context():
         db.session.get(Client, app_client.client_id).is_active = False
         db.session.commit()
     for value in tokens:
-        assert introspect(http, api, value).json == {"active": False}
+        assert introspection(http, api, value).json == {"active": False}
 
 
 def test_an_expired_access_token_is_inactive_once_past_the_clock_skew(
@@ -162,9 +159,9 @@ def test_an_expired_access_token_is_inactive_once_past_the_clock_skew(
     token = password_login()["access_token"]
     exp = unverified(token)["exp"]
     time_machine.move_to(datetime.fromtimestamp(exp - 5, tz=UTC))
-    assert introspect(http, app_client, token).json["active"] is True
+    assert introspection(http, app_client, token).json["active"] is True
     time_machine.move_to(datetime.fromtimestamp(exp, tz=UTC) + timedelta(seconds=61))
-    assert introspect(http, app_client, token).json == {"active": False}
+    assert introspection(http, app_client, token).json == {"active": False}
 
 
 def test_revoked_tokens_are_inactive(http, password_login, app_client):
@@ -175,8 +172,8 @@ def test_revoked_tokens_are_inactive(http, password_login, app_client):
         ).status_code
         == 200
     )
-    assert introspect(http, app_client, token["access_token"]).json == {"active": False}
-    assert introspect(http, app_client, token["refresh_token"]).json == {"active": False}
+    assert introspection(http, app_client, token["access_token"]).json == {"active": False}
+    assert introspection(http, app_client, token["refresh_token"]).json == {"active": False}
 
 
 def forge(app, access_token: str, kind: str) -> str:
@@ -233,7 +230,7 @@ def test_forged_tokens_are_inactive(app, http, password_login, app_client, kind)
     token = password_login()["access_token"]
     forged = forge(app, token, kind)
     assert forged != token
-    response = introspect(http, app_client, forged)
+    response = introspection(http, app_client, forged)
     assert response.status_code == 200
     assert response.json == {"active": False}
 
@@ -246,11 +243,11 @@ def test_the_forgery_helper_can_produce_an_accepted_token(app, http, password_lo
     genuine = jwt.encode(
         claims, private_pem, algorithm="RS256", headers={"typ": "at+jwt", "kid": kid}
     )
-    assert introspect(http, app_client, genuine).json["active"] is True
+    assert introspection(http, app_client, genuine).json["active"] is True
 
 
 @pytest.mark.parametrize("value", ["", "a.b.c", "x" * 9000, "é" * 10])
 def test_malformed_token_values_are_inactive_not_errors(http, app_client, value):
-    response = introspect(http, app_client, value)
+    response = introspection(http, app_client, value)
     assert response.status_code == 200
     assert response.json == {"active": False}

@@ -25,7 +25,7 @@ from authserver import create_app
 from authserver.cli import cli
 from authserver.errors import ConfigError
 from tests.conftest import ISSUER, build_app, make_settings
-from tests.helpers import committed
+from tests.helpers import committed, introspect
 
 JWKS = "/.well-known/jwks.json"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
@@ -123,12 +123,6 @@ def service_token(http, client) -> str:
     )
     assert response.status_code == 200, response.json
     return response.json["access_token"]
-
-
-def introspect(http, client, token: str) -> dict[str, Any]:
-    response = http.post("/oauth/introspect", data={"token": token}, headers=client.basic)
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 def kid_of(token: str) -> str:

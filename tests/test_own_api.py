@@ -17,8 +17,8 @@ import pytest
 
 from authserver.extensions import db, utcnow
 from tests.conftest import ISSUER, PASSWORD, PHONE, OAuthClient
-from tests.helpers import committed
-from tests.own_api import ACCOUNT, ADMIN, bearer, sign_in, sign_in_by_code, token_response
+from tests.helpers import bearer, committed, token_response
+from tests.own_api import ACCOUNT, ADMIN, sign_in, sign_in_by_code
 
 ADMIN_PHONE = "+33698765432"
 SMS_ADMIN_PHONE = "+33698765433"

@@ -18,6 +18,7 @@ from joserfc.jwk import RSAKey
 
 from authserver.resource import RemoteJWKS, ResourceProtector
 from examples.property_service.app import create_app
+from tests.helpers import bearer
 from tests.test_resource import AUDIENCE, Authserver, FakeClock, running_authserver
 
 OWNER, OTHER, ADMIN, ENTITLED = "0612975634", "0612975635", "0612975636", "0612975637"
@@ -61,10 +62,6 @@ def property_service(authserver: Authserver, owner: str, clock=None, audience: s
         protector=ResourceProtector(issuer=authserver.url, audience=audience, keys=keys),
     )
     return service.test_client()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_invalid_token(response, description: str, realm: str = REALM) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from authserver.authorize.redirect_uris import check_redirect_uri
 from authserver.errors import InvalidRedirectUri
-from tests.test_admin import admin, admin_id, bearer, console, login  # noqa: F401  (fixtures)
+from tests.test_admin import admin, admin_id, console  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize(

@@ -11,22 +11,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import PASSWORD, build_app
+from tests.helpers import introspect, refresh
 
 GRACE = 10  # AUTHSERVER_REFRESH_REUSE_GRACE default
-
-
-def refresh(http, client, refresh_token: str, **extra: str):
-    return http.post(
-        "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": refresh_token, **extra},
-        headers=client.basic,
-    )
-
-
-def introspect(http, client, token: str) -> dict:
-    response = http.post("/oauth/introspect", data={"token": token}, headers=client.basic)
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 def claims(access_token: str) -> dict:

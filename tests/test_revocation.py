@@ -7,18 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-
-
-def revoke(http, client, token: str, **extra: str):
-    return http.post("/oauth/revoke", data={"token": token, **extra}, headers=client.basic)
-
-
-def refresh(http, client, refresh_token: str):
-    return http.post(
-        "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-        headers=client.basic,
-    )
+from tests.helpers import refresh, revoke
 
 
 def active(http, client, token: str) -> bool:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import PASSWORD, PHONE, build_app
-from tests.own_api import ACCOUNT, bearer
+from tests.helpers import bearer, introspect, refresh
+from tests.own_api import ACCOUNT
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 IPHONE = (
@@ -39,18 +40,6 @@ def login(http, client, *, user_agent: str = "", ip: str = "127.0.0.1", **extra)
     )
     assert response.status_code == 200, response.json
     return response.json
-
-
-def refresh(http, client, token: str):
-    return http.post(
-        "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": token},
-        headers=client.basic,
-    )
-
-
-def introspect(http, client, token: str) -> dict:
-    return http.post("/oauth/introspect", data={"token": token}, headers=client.basic).json
 
 
 def test_list_my_sessions(http, app_client, user, make_user):
