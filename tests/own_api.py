@@ -6,7 +6,7 @@ from __future__ import annotations
 from authserver.otp import OTP_GRANT_TYPE
 from tests import helpers
 from tests.conftest import ISSUER
-from tests.helpers import PASSWORD, PHONE, token_response
+from tests.helpers import PASSWORD, PHONE, bearer, token_response  # noqa: F401  (bearer: re-exported)
 
 ACCOUNT = ISSUER + "/account"
 ADMIN = ISSUER + "/admin"
