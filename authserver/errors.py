@@ -182,6 +182,10 @@ class InvalidRedirectUri(ClientError):
     """A redirect URI that cannot be registered."""
 
 
+class InvalidJwks(ClientError):
+    """A client's JWKS cannot be registered: the message says why."""
+
+
 class InvalidTicket(AuthserverError):
     """The ticket is forged, damaged or too old."""
 

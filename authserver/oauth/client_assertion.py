@@ -31,6 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from authserver.context import settings
+from authserver.errors import InvalidJwks
 from authserver.oauth.replay import claim_jti
 
 METHOD = "private_key_jwt"
@@ -39,10 +40,6 @@ KEY_TYPES = ("RSA", "EC", "OKP")
 MAX_KEYS = 10
 # Members that only a private or symmetric key has (RFC 7518 §6, RFC 8037 §2).
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-
-
-class InvalidJwks(ValueError):
-    """The JWKS cannot be registered: the message says why."""
 
 
 def registered_jwks(jwks: Any) -> str:

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from authserver.audit import record_event
 from authserver.authorize.redirect_uris import normalize_redirect_uris
 from authserver.context import client_cache, keyed_hash, settings
-from authserver.errors import ClientError, InvalidRedirectUri
+from authserver.errors import ClientError, InvalidJwks, InvalidRedirectUri
 from authserver.extensions import db
 from authserver.oauth.client_assertion import METHOD as PRIVATE_KEY_JWT
-from authserver.oauth.client_assertion import InvalidJwks, registered_jwks
+from authserver.oauth.client_assertion import registered_jwks
 from authserver.oauth.grants import GRANT_TYPES
 from authserver.oauth.models import Client
 

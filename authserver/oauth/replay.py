@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from authserver.extensions import db, utcnow
 from authserver.oauth.models import UsedJti
+from authserver.transactions import keep_before_failing
 
 
 def claim_jti(kind: str, issuer: str, jti: str, expires_at: datetime) -> bool:
@@ -41,7 +42,7 @@ def claim_jti(kind: str, issuer: str, jti: str, expires_at: datetime) -> bool:
         .returning(UsedJti.key_hash)
     )
     claimed = db.session.execute(statement).scalar() is not None
-    db.session.commit()
+    keep_before_failing()  # a spent jti stays spent, whatever the answer
     return claimed
 
 

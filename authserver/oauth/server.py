@@ -138,7 +138,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_token_generator(
         "default", AccessTokenGenerator(config.issuer, config.access_token_ttl)
     )
-    server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt(settings.clock_skew))
+    server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt(config.clock_skew))
     server.register_grant(PasswordGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
