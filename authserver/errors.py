@@ -173,6 +173,13 @@ class InvalidAccessToken(AuthserverError):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
+class InvalidDpopProof(AuthserverError):
+    """A DPoP proof that does not hold (RFC 9449 §7.1, §5): ``invalid_dpop_proof``;
+    bearer.py answers its own at a resource."""
+
+    description = "The DPoP proof is invalid."
+
+
 # --- clients, redirect URIs, browser sign-in ------------------------------------------
 class ClientError(AuthserverError):
     """The client cannot be registered as asked."""

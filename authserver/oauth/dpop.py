@@ -32,7 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 
 from authserver.context import settings
-from authserver.errors import AuthserverError
+from authserver.errors import InvalidDpopProof
 from authserver.oauth.client_assertion import public_key_problem
 from authserver.oauth.replay import claim_jti
 
@@ -40,12 +40,6 @@ SIGNING_ALGS = ["ES256", "EdDSA", "RS256", "PS256"]
 PROOF_TYPE = "dpop+jwt"
 MAX_PROOF_LENGTH = 8192
 _REQUEST_KEY = "authserver_dpop_jkt"
-
-
-class InvalidDpopProof(AuthserverError):
-    """RFC 9449 §7.1 / §5: ``invalid_dpop_proof``."""
-
-    description = "The DPoP proof is invalid."
 
 
 def check_proof(access_token: str | None = None) -> str | None:
