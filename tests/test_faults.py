@@ -169,6 +169,7 @@ def test_refreshes_survive_a_database_outage_a_killed_worker_and_a_redis_outage(
         client, secret = create_client(
             name="chaos", grant_types=["password", "refresh_token"], scope="profile", actor="t"
         )
+        db.session.commit()  # services flush; the caller commits (authserver/transactions.py)
         auth = (client.client_id, secret)
         db.session.remove()
         db.engine.dispose()
