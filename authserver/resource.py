@@ -614,11 +614,11 @@ class AccessTokenValidator(JWTBearerTokenValidator):
     def validate_token(
         self,
         token: JWTAccessTokenClaims,
-        scopes: list[str] | None,
+        scopes: str | list[str] | None,
         request: Any,
-        groups: list[str] | None = None,
-        roles: list[str] | None = None,
-        entitlements: list[str] | None = None,
+        groups: str | list[str] | None = None,
+        roles: str | list[str] | None = None,
+        entitlements: str | list[str] | None = None,
     ) -> None:
         try:
             token.validate(leeway=self.leeway)
@@ -633,27 +633,50 @@ class AccessTokenValidator(JWTBearerTokenValidator):
         if self.introspector is not None and not self.introspector.active(token.params["token"]):
             raise self._invalid("The access token has been revoked.")
         for kind, required, held in (
-            ("scope", scopes, token.get("scope")),
+            ("scope", scopes, str(token.get("scope") or "").split()),
             ("entitlement", entitlements, token.get("entitlements")),
             ("group", groups, token.get("groups")),
             ("role", roles, token.get("roles")),
         ):
-            if self.scope_insufficient(held, required):
-                raise InsufficientScope(kind, list(required or []), self.realm)
+            wanted = _alternatives(required)
+            if wanted and not any(_held(kind, value, held) for value in wanted):
+                raise InsufficientScope(kind, wanted, self.realm)
 
     def verify(
         self,
         token_string: str,
-        scopes: list[str] | None = None,
+        scopes: str | list[str] | None = None,
         *,
-        entitlements: list[str] | None = None,
-        groups: list[str] | None = None,
+        entitlements: str | list[str] | None = None,
+        groups: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """The claims of a valid token, outside Flask (queues, gRPC, ...). Raises the
-        RFC 6750 errors above."""
+        """The claims of a valid token, outside Flask (queues, gRPC, ...). Each of
+        ``scopes``, ``entitlements`` and ``groups`` is one value (a string, never split)
+        or a list of alternatives. Raises the RFC 6750 errors above."""
         claims = self.authenticate_token(token_string)
         self.validate_token(claims, scopes, None, groups=groups, entitlements=entitlements)
         return dict(claims)
+
+
+def _alternatives(required: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """What an endpoint asks for: one value (a string, never split into words or
+    characters: a group name may hold spaces) or alternatives (a list, any one will do)."""
+    if required is None:
+        return []
+    if isinstance(required, str):
+        return [required]
+    if not all(isinstance(value, str) for value in required):
+        raise TypeError("scopes, groups and entitlements are a string or a list of strings")
+    return list(required)
+
+
+def _held(kind: str, value: str, held: Any) -> bool:
+    """Whether the token's claim holds ``value``. A scope value may name several scopes
+    (RFC 6749 §3.3: ``"a b"`` needs both); a group, entitlement or role is one name."""
+    names = set(held) if isinstance(held, list) else set()
+    if kind == "scope":
+        return bool(value.split()) and set(value.split()) <= names
+    return value in names
 
 
 def _claim_problem(claim: str) -> str:
@@ -677,6 +700,8 @@ class ResourceProtector(_FlaskResourceProtector):
         @protect("a b")                                  # needs both scopes
         @protect(["a", "b"])                             # needs either scope
         @protect(entitlements="properties.admin")        # 403 without it
+        @protect(groups="Admin User")                    # this one group (never split)
+        @protect(groups=["Admin User", "Manager"])       # either group
         @protect()                                       # any valid token
 
     ``decryption_keys`` (private keys: PEM, JWK dict or joserfc key; one or a list)

@@ -26,6 +26,7 @@ from sqlalchemy import delete
 
 from authserver.resource import (
     AuthserverUnavailable,
+    InsufficientScope,
     InvalidToken,
     RemoteJWKS,
     ResourceProtector,
@@ -450,3 +451,47 @@ def test_metadata_naming_another_issuer_is_refused(authserver, make_client, user
     )
     with pytest.raises(AuthserverUnavailable):
         protect.validator.verify(token)
+
+
+def test_groups_scopes_and_entitlements_take_one_value_or_a_list(authserver):
+    """A string is one value (a group name may hold spaces: never split into words or
+    characters); a list is alternatives, any one of which will do."""
+    now = int(time.time())
+
+    def token(**claims: Any) -> str:
+        return authserver.sign(
+            {"iss": authserver.url, "aud": AUDIENCE, "sub": "someone", "client_id": "app",
+             "jti": secrets.token_urlsafe(8), "iat": now, "exp": now + 300, **claims}
+        )  # fmt: skip
+
+    member = token(groups=["Admin User"], scope="p", entitlements=["properties.admin"])
+    other = token(groups=["Admin", "User"], scope="properties.read", entitlements=["properties"])
+    protect = ResourceProtector(issuer=authserver.url, audience=AUDIENCE)
+    verify = protect.validator.verify
+
+    assert verify(member, groups="Admin User")["sub"] == "someone"
+    assert verify(other, groups=["Admin User", "Admin"])["sub"] == "someone"
+    assert verify(other, "properties.read", entitlements=["x", "properties"])["sub"]
+    assert verify(member, ["properties.read", "p"], entitlements="properties.admin")["sub"]
+    refused = [
+        lambda: verify(other, groups="Admin User"),  # not a member of "Admin User"
+        lambda: verify(member, groups=["Admin", "User"]),
+        lambda: verify(member, "properties.read"),  # its scope is "p": not its letters
+        lambda: verify(other, entitlements="properties.admin"),
+        lambda: verify(member, entitlements=("properties",)),
+    ]
+    for attempt in refused:
+        with pytest.raises(InsufficientScope):
+            attempt()
+
+    service = Flask("groups")
+
+    @service.get("/admins")
+    @protect(groups="Admin User")
+    def admins():
+        return jsonify(sub=current_claims["sub"])
+
+    http = service.test_client()
+    assert http.get("/admins", headers={"Authorization": f"Bearer {member}"}).status_code == 200
+    denied = http.get("/admins", headers={"Authorization": f"Bearer {other}"})
+    assert denied.status_code == 403 and denied.json["error"] == "insufficient_scope"
