@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from authserver.oauth.clients import create_client
 from authserver.signing.services import ensure_active_key
 from tests.helpers import PASSWORD, PHONE, committed
 from tests.services import free_port, postgres_server, redis_server
+from tests.sms_gateway import dispose
 
 ISSUER = "http://127.0.0.1:8000"
 # The ``user`` object of the seed login response, everywhere a user is shown.
@@ -36,6 +38,12 @@ USER_KEYS = {
     "groups",
     "permissions",
 }
+
+
+def django_pbkdf2(password: str, iterations: int = 20_000, salt: str = "s4ltS4ltS4lt") -> str:
+    """A password hash as the Django services store it (``pbkdf2_sha256``)."""
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
+    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
 
 
 def make_settings(database_url: str, keys_dir, **overrides: str) -> Settings:
@@ -113,6 +121,20 @@ def wipe(app) -> None:
 def app(server_app):
     yield server_app
     wipe(server_app)
+
+
+@pytest.fixture
+def make_app(app, database_url, keys_dir):
+    """Apps with settings of their own on the suite's database (``app`` wipes it after)."""
+    built = []
+
+    def factory(**overrides):
+        built.append(build_app(database_url, keys_dir, **overrides))
+        return built[-1]
+
+    yield factory
+    for each in built:
+        dispose(each)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import jwt
 import pytest
 from jwt import PyJWKClient
 
-from tests.conftest import ISSUER, PASSWORD, USER_KEYS
+from tests.conftest import ISSUER, PASSWORD, PHONE, USER_KEYS, django_pbkdf2
 from tests.helpers import committed
 
 
@@ -163,11 +161,6 @@ def test_seed_endpoints_act_for_the_first_party_client(http, user, app):
     assert claims["client_id"] == app.extensions["authserver.settings"].first_party_client_id
 
 
-def django_hash(password: str, salt: str = "seedsalt", iterations: int = 1000) -> str:
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
-
-
 def test_import_django_users_then_login_rehashes(http, app, tmp_path):
     from authserver.accounts.importing import import_django_users
     from authserver.accounts.models import User
@@ -194,13 +187,13 @@ def test_import_django_users_then_login_rehashes(http, app, tmp_path):
                 "is_blocked": False,
                 "groups": [1],
                 "user_permissions": [],
-                "password": django_hash("test@gmail"),
+                "password": django_pbkdf2("test@gmail"),
             },
         },
         {
             "model": "accounts.user",
             "pk": "bad",
-            "fields": {"phone": "12", "username": "x", "password": django_hash("x")},
+            "fields": {"phone": "12", "username": "x", "password": django_pbkdf2("x")},
         },
     ]
     with committed(app):
@@ -222,6 +215,41 @@ def test_import_django_users_then_login_rehashes(http, app, tmp_path):
         assert db.session.query(User).one().password_hash == stored
 
 
+def test_import_wraps_django_hashes_and_follows_a_changed_password(http, app):
+    from authserver.accounts.importing import import_django_users
+    from authserver.accounts.models import User
+    from authserver.extensions import db
+
+    def dump(password):
+        return [
+            {"model": "accounts.user", "pk": 1, "fields": {"phone": PHONE, "password": password}}
+        ]
+
+    def stored():
+        with app.app_context():
+            return db.session.query(User).one().password_hash
+
+    with app.app_context():
+        import_django_users(dump(django_pbkdf2("old secret")), actor="tests")
+    first = stored()
+    assert first.startswith("argon2id+pbkdf2_sha256$20000$") and "old secret" not in first
+    with app.app_context():
+        assert import_django_users(dump(django_pbkdf2("old secret")), actor="tests").unchanged
+    assert stored() == first
+    # Changed in the Django service before the cut-over: the new one is imported.
+    with app.app_context():
+        assert import_django_users(dump(django_pbkdf2("new secret")), actor="tests").updated
+    login = {"phone": PHONE, "password": "new secret"}
+    assert http.post("/api/auth/login/", json=login).status_code == 200
+    # Unusable ("!…") and other formats are not kept: that user resets by SMS code.
+    for other in ("!unusable", "md5$salt$0123456789abcdef", "argon2$argon2id$v=19$m=1,t=1,p=1$x$y"):
+        with app.app_context():
+            db.session.query(User).delete()
+            db.session.commit()
+            import_django_users(dump(other), actor="tests")
+        assert stored() is None, other
+
+
 def test_users_import_command(tmp_path, keys_dir):
     dump = tmp_path / "users.json"
     dump.write_text(
@@ -233,7 +261,7 @@ def test_users_import_command(tmp_path, keys_dir):
                     "fields": {
                         "phone": "+33612975634",
                         "username": "u",
-                        "password": django_hash("pw"),
+                        "password": django_pbkdf2("pw"),
                     },
                 }
             ]

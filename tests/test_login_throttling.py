@@ -6,26 +6,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.conftest import PASSWORD, PHONE, build_app
+from tests.conftest import PASSWORD, PHONE
 from tests.services import free_port
-from tests.sms_gateway import dispose
 
 ATTACKER = "198.51.100.66"
 OWNER = "192.0.2.10"
 UNKNOWN = "+33699999999"
-
-
-@pytest.fixture
-def make_app(app, database_url, keys_dir):
-    built = []
-
-    def factory(**overrides):
-        built.append(build_app(database_url, keys_dir, **overrides))
-        return built[-1]
-
-    yield factory
-    for each in built:
-        dispose(each)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import statistics
 import time
 import uuid
@@ -12,7 +10,7 @@ import jwt
 import pytest
 from jwt import PyJWKClient
 
-from tests.conftest import ISSUER, PASSWORD, PHONE, build_app
+from tests.conftest import ISSUER, PASSWORD, PHONE, build_app, django_pbkdf2
 from tests.helpers import committed
 
 
@@ -156,19 +154,16 @@ def test_argon2_hash_is_upgraded_when_parameters_change(
     assert stored_hash(app) == after  # no rehash when parameters already match
 
 
-def django_pbkdf2(password: str, iterations: int = 20_000, salt: str = "s4ltS4ltS4lt") -> str:
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
-
-
-def test_django_pbkdf2_hash_verifies_and_becomes_argon2id(http, app, app_client, make_user):
+def test_wrapped_django_hash_verifies_and_becomes_argon2id(http, app, app_client, make_user):
     user_id = make_user(password=None)
-    django_hash = django_pbkdf2(PASSWORD)
-    set_user(app, user_id, password_hash=django_hash)
+    with app.app_context():
+        wrapped = app.extensions["authserver.passwords"].wrap(django_pbkdf2(PASSWORD))
+    assert wrapped.startswith("argon2id+pbkdf2_sha256$20000$s4ltS4ltS4lt$$argon2id$")
+    set_user(app, user_id, password_hash=wrapped)
 
     wrong = post_password(http, app_client, PHONE, "wrong password")
     assert wrong.json == INVALID_CREDENTIALS
-    assert stored_hash(app) == django_hash  # a failed login changes nothing
+    assert stored_hash(app) == wrapped  # a failed login changes nothing
 
     assert post_password(http, app_client, PHONE, PASSWORD).status_code == 200
     upgraded = stored_hash(app)
@@ -184,6 +179,9 @@ def test_django_pbkdf2_hash_verifies_and_becomes_argon2id(http, app, app_client,
         "pbkdf2_sha256$0$salt$abc",
         "pbkdf2_sha256$999999999999$salt$abc",
         "pbkdf2_sha256$",
+        django_pbkdf2(PASSWORD),  # never stored bare: the import and 0007 wrap it
+        "argon2id+pbkdf2_sha256$20000$salt$",
+        "argon2id+pbkdf2_sha256$0$salt$$argon2id$x",
         "$argon2id$garbage",
         "",
     ],

@@ -1,7 +1,10 @@
 """Import the users of the seed Django services from a ``manage.py dumpdata`` file.
 
 Idempotent: users are matched by phone number (E.164). Their ``pbkdf2_sha256`` password
-hashes are kept as they are; each is replaced by argon2id at the user's first login.
+hashes are wrapped in argon2id (accounts/passwords.py: the same cost as every other
+check, argon2id at rest); each becomes a plain argon2id hash at the user's first login.
+Passwords in any other Django format are not imported: those users set one by SMS code
+(password reset) or sign in by code. Wrapping costs one argon2id hash per user.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 
 from authserver.accounts.models import User
-from authserver.accounts.passwords import DJANGO_PBKDF2
+from authserver.accounts.passwords import WRAPPED_PBKDF2
 from authserver.accounts.phones import normalize_phone
 from authserver.accounts.services import get_or_create_group, get_or_create_permission
 from authserver.audit import record_event
-from authserver.context import settings
+from authserver.context import passwords, settings
 from authserver.errors import ImportFileError, InvalidPhoneNumber
 from authserver.extensions import db
 
@@ -73,12 +76,9 @@ def import_django_users(records: Any, *, actor: str) -> ImportReport:
         for name in COPIED_FIELDS:
             if name in fields and fields[name] is not None:
                 setattr(user, name, fields[name] if name != "email" else (fields[name] or None))
-        password = fields.get("password") or None
-        if password and password.startswith(("!",)):
-            password = None  # Django's unusable password
         # Never replace a hash the user has since moved to argon2id by logging in.
-        if created or user.password_hash is None or user.password_hash.startswith(DJANGO_PBKDF2):
-            user.password_hash = password
+        if created or user.password_hash is None or _imported_since(user, fields):
+            user.password_hash = _wrapped(fields.get("password"))
         user.groups = [
             get_or_create_group(name) for name in _names(fields.get("groups", []), groups, "name")
         ]
@@ -104,6 +104,23 @@ def import_django_users(records: Any, *, actor: str) -> ImportReport:
     record_event("users.imported", actor=actor, **report.as_dict())
     db.session.flush()
     return report
+
+
+def _wrapped(password: Any) -> str | None:
+    """The stored form of a Django password field; None for an unusable ("!…") password
+    and any format other than pbkdf2_sha256."""
+    if not isinstance(password, str):
+        return None
+    return passwords().wrap(password)
+
+
+def _imported_since(user: User, fields: dict[str, Any]) -> bool:
+    """Whether the user still has an imported hash, other than the one in ``fields`` (the
+    password changed in the Django service since the last import)."""
+    stored, password = user.password_hash, fields.get("password")
+    if stored is None or not stored.startswith(WRAPPED_PBKDF2):
+        return False
+    return not isinstance(password, str) or not passwords().is_wrapped(stored, password)
 
 
 def _phone_of(fields: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import Uuid, bindparam, select
 
 from authserver.accounts.memberships import claims_of, groups_and_permissions_of
 from authserver.accounts.models import Group, Permission, User
+from authserver.accounts.passwords import WRAPPED_PBKDF2, wrapped_iterations
 from authserver.accounts.phones import normalize_phone
 from authserver.audit import record_event
 from authserver.context import passwords, settings
@@ -63,9 +64,9 @@ def authenticate_password(
 ) -> User:
     """The user whose phone and password these are.
 
-    Unknown phone, unparseable phone and wrong password raise the same
-    ``InvalidCredentials`` after the same amount of hashing work. Failures are counted
-    per phone+IP, per phone and per IP (authserver/limits/logins.py): past a limit every
+    Unknown phone, unparseable phone, wrong password and an imported user's wrong password
+    raise the same ``InvalidCredentials`` after the same amount of hashing work. Failures
+    are counted per phone+IP, per phone and per IP (authserver/limits/logins.py): past a limit every
     attempt, right or wrong, known phone or not, raises ``TooManyFailedLogins``.
     """
     attempt = LoginAttempt.of(phone_text, ip or client_ip())
@@ -76,7 +77,9 @@ def authenticate_password(
         keep_before_failing()
         raise
     user = find_user_by_phone(phone_text)
-    if not passwords().verify(user.password_hash if user else None, password) or user is None:
+    stored = user.password_hash if user else None
+    work = passwords().pbkdf2_work(imported_pbkdf2_work)
+    if not passwords().verify(stored, password, pbkdf2_work=work) or user is None:
         record_event(
             "login.password",
             outcome="failure",
@@ -92,6 +95,15 @@ def authenticate_password(
     if passwords().needs_rehash(user.password_hash):
         user.password_hash = passwords().hash(password)
     return user
+
+
+def imported_pbkdf2_work() -> int:
+    """The PBKDF2 iterations of a wrapped Django hash still stored (0: none left), which
+    every failed password check matches (accounts/passwords.py)."""
+    stored = db.session.scalar(
+        select(User.password_hash).where(User.password_hash.startswith(WRAPPED_PBKDF2)).limit(1)
+    )
+    return wrapped_iterations(stored) if stored else 0
 
 
 def refuse_disabled(user: User, *, event: str, client_id: str | None) -> None:
