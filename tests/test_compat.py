@@ -229,23 +229,22 @@ def test_import_wraps_django_hashes_and_follows_a_changed_password(http, app):
         with app.app_context():
             return db.session.query(User).one().password_hash
 
-    with app.app_context():
+    with committed(app):
         import_django_users(dump(django_pbkdf2("old secret")), actor="tests")
     first = stored()
     assert first.startswith("argon2id+pbkdf2_sha256$20000$") and "old secret" not in first
-    with app.app_context():
+    with committed(app):
         assert import_django_users(dump(django_pbkdf2("old secret")), actor="tests").unchanged
     assert stored() == first
     # Changed in the Django service before the cut-over: the new one is imported.
-    with app.app_context():
+    with committed(app):
         assert import_django_users(dump(django_pbkdf2("new secret")), actor="tests").updated
     login = {"phone": PHONE, "password": "new secret"}
     assert http.post("/api/auth/login/", json=login).status_code == 200
     # Unusable ("!…") and other formats are not kept: that user resets by SMS code.
     for other in ("!unusable", "md5$salt$0123456789abcdef", "argon2$argon2id$v=19$m=1,t=1,p=1$x$y"):
-        with app.app_context():
+        with committed(app):
             db.session.query(User).delete()
-            db.session.commit()
             import_django_users(dump(other), actor="tests")
         assert stored() is None, other
 

@@ -146,6 +146,7 @@ def test_0012_wraps_imported_django_hashes_that_still_sign_in(request, tmp_path,
             assert stored("+33612000002") is None
             ensure_active_key(actor="tests")
             client, secret = create_client(name="app", grant_types=["password"], actor="tests")
+            db.session.commit()  # services flush; the caller commits
             auth = (client.client_id, secret)
         signed_in = app.test_client().post(
             "/oauth/token",

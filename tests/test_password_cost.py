@@ -7,7 +7,9 @@ from __future__ import annotations
 import statistics
 import time
 
+from authserver.accounts.importing import import_django_users
 from tests.conftest import PASSWORD, PHONE, django_pbkdf2
+from tests.helpers import committed
 
 IMPORTED_PHONE = "+33612000777"
 UNKNOWN_PHONE = "+33612000888"
@@ -18,14 +20,12 @@ TRIES = 15
 
 
 def test_unknown_phone_wrong_password_and_imported_user_cost_the_same(make_app, make_client, user):
-    from authserver.accounts.importing import import_django_users
-
     many = "100000"  # no throttle in the way of the measurement
     app = make_app(
         login_max_failures=many, login_max_failures_per_phone=many, login_max_failures_per_ip=many
     )
     client = make_client(grant_types=["password"], scope="profile")
-    with app.app_context():
+    with committed(app):
         import_django_users(
             [
                 {
