@@ -214,3 +214,14 @@ def _explained(lines: list[str], at: int) -> bool:
             return False
         row -= 1
     return False
+
+
+def test_no_view_commits():
+    """Views translate HTTP; the request boundary commits (authserver/transactions.py)."""
+    committing = [
+        f"{path.relative_to(SOURCE)}:{node.lineno}"
+        for path in SOURCE.rglob("*views.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "commit"
+    ]
+    assert committing == []

@@ -78,7 +78,7 @@ class User(db.Model):
         return self.is_active and not self.is_blocked
 
     def group_names(self) -> list[str]:
-        return [group.name for group in self.groups]
+        return sorted(group.name for group in self.groups)
 
     def entitlements(self) -> list[str]:
         """Permission codenames held directly or through any group."""

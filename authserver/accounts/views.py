@@ -52,9 +52,9 @@ def _code_sent(sent: CodeSent) -> Response:
     return jsonify(answer)
 
 
-def _commit(what: str, field: str) -> None:
+def _flush(what: str, field: str) -> None:
     try:
-        db.session.commit()
+        db.session.flush()  # the request boundary commits (authserver/transactions.py)
     except IntegrityError:  # a concurrent request got there first
         db.session.rollback()
         raise conflict(what, field) from None
@@ -83,7 +83,7 @@ def update_profile() -> Response:
     user = current_user()
     body = json_body(ProfileUpdate)
     self_service.update_profile(user, {name: getattr(body, name) for name in body.model_fields_set})
-    _commit("This username is taken.", "username")
+    _flush("This username is taken.", "username")
     return jsonify(serialize_user(user))
 
 
@@ -124,7 +124,6 @@ def password() -> Response:
         current_code=body.current_code,
         keep=current_token().session_id,
     )
-    db.session.commit()
     return jsonify(password_changed=True, sessions_revoked=ended)
 
 
@@ -167,7 +166,7 @@ def confirm_phone_change() -> Response:
     user = current_user()
     body = json_body(PhoneChangeConfirm)
     self_service.confirm_phone_change(user, body.phone, body.code, keep=current_token().session_id)
-    _commit("Another account uses this phone number.", "phone")
+    _flush("Another account uses this phone number.", "phone")
     return jsonify(serialize_user(user))
 
 
@@ -195,7 +194,6 @@ def sessions() -> Response:
 )
 def end_session(session_id: uuid.UUID) -> tuple[str, int]:
     self_service.end_session(current_user(), session_id, current=current_token().session_id)
-    db.session.commit()
     return "", 204
 
 
@@ -209,7 +207,6 @@ def end_session(session_id: uuid.UUID) -> tuple[str, int]:
 )
 def end_other_sessions() -> Response:
     ended = self_service.end_other_sessions(current_user(), keep=current_token().session_id)
-    db.session.commit()
     return jsonify(sessions_revoked=ended)
 
 
@@ -225,5 +222,4 @@ def logout() -> tuple[str, int]:
     sid = current_token().session_id
     assert sid is not None  # authenticate(ACCOUNT_API) lets only users' tokens through
     self_service.end_session(current_user(), sid, current=sid)
-    db.session.commit()
     return "", 204

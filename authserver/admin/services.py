@@ -123,7 +123,7 @@ def serialize_group(group: Group) -> dict[str, Any]:
     return {
         "id": group.id,
         "name": group.name,
-        "permissions": [p.codename for p in group.permissions],
+        "permissions": sorted(p.codename for p in group.permissions),
     }
 
 

@@ -100,9 +100,9 @@ def _page(rows: list, limit: int, offset: int) -> tuple[list, int | None]:
     return rows[:limit], (offset + limit if more else None)
 
 
-def _commit(what: str, field: str | None = None) -> None:
+def _flush(what: str, field: str | None = None) -> None:
     try:
-        db.session.commit()
+        db.session.flush()  # the request boundary commits (authserver/transactions.py)
     except IntegrityError:  # a concurrent request took the name
         db.session.rollback()
         raise conflict(f"{what} already exists.", field) from None
@@ -127,7 +127,7 @@ def list_users() -> Response:
 def create_user_view() -> tuple[Response, int]:
     body = json_body(UserCreate)
     user = services.add_user(body.model_dump(), actor=actor())
-    _commit("A user with this phone number or username", "phone")
+    _flush("A user with this phone number or username", "phone")
     return jsonify(serialize_user(user)), 201
 
 
@@ -146,7 +146,7 @@ def update_user(user_id: uuid.UUID) -> Response:
     body = json_body(UserUpdate)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     services.update_user(user, changes, actor=actor())
-    _commit("A user with this phone number or username", "username")
+    _flush("A user with this phone number or username", "username")
     return jsonify(serialize_user(user))
 
 
@@ -158,7 +158,6 @@ def update_user(user_id: uuid.UUID) -> Response:
 def block_user(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     ended = services.block_user(user, actor=actor())
-    db.session.commit()
     return jsonify(user=serialize_user(user), sessions_revoked=ended)
 
 
@@ -168,7 +167,6 @@ def block_user(user_id: uuid.UUID) -> Response:
 def unblock_user(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     set_blocked(user, False, actor=actor())
-    db.session.commit()
     return jsonify(user=serialize_user(user), sessions_revoked=0)
 
 
@@ -178,7 +176,6 @@ def unblock_user(user_id: uuid.UUID) -> Response:
 def set_user_groups(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     services.set_user_groups(user, json_body(GroupsSet).groups, actor=actor())
-    db.session.commit()
     return jsonify(serialize_user(user))
 
 
@@ -190,7 +187,6 @@ def set_user_groups(user_id: uuid.UUID) -> Response:
 def set_user_permissions(user_id: uuid.UUID) -> Response:
     user = find(User, user_id, "user")
     services.set_user_permissions(user, json_body(PermissionsSet).permissions, actor=actor())
-    db.session.commit()
     return jsonify(serialize_user(user))
 
 
@@ -209,7 +205,7 @@ def list_groups() -> Response:
 def create_group() -> tuple[Response, int]:
     body = json_body(GroupCreate)
     group = services.add_group(body.name, body.permissions, actor=actor())
-    _commit("A group with this name", "name")
+    _flush("A group with this name", "name")
     return jsonify(serialize_group(group)), 201
 
 
@@ -236,7 +232,7 @@ def update_group(group_id: int) -> Response:
     group = find(Group, group_id, "group")
     body = json_body(GroupUpdate)
     services.update_group(group, body.name, body.permissions, actor=actor())
-    _commit("A group with this name", "name")
+    _flush("A group with this name", "name")
     return jsonify(serialize_group(group))
 
 
@@ -245,7 +241,6 @@ def update_group(group_id: int) -> Response:
 @admin_operation("Delete a group", 204, 404, 409)
 def delete_group(group_id: int) -> tuple[str, int]:
     services.delete_group(find(Group, group_id, "group"), actor=actor())
-    db.session.commit()
     return "", 204
 
 
@@ -266,7 +261,7 @@ def list_permissions() -> Response:
 def create_permission() -> tuple[Response, int]:
     body = json_body(PermissionCreate)
     permission = services.add_permission(body.codename, body.name, actor=actor())
-    _commit("A permission with this codename", "codename")
+    _flush("A permission with this codename", "codename")
     return jsonify(serialize_permission(permission)), 201
 
 
@@ -285,7 +280,6 @@ def get_permission(permission_id: int) -> Response:
 def update_permission(permission_id: int) -> Response:
     permission = find(Permission, permission_id, "permission")
     services.rename_permission(permission, json_body(PermissionUpdate).name, actor=actor())
-    db.session.commit()
     return jsonify(serialize_permission(permission))
 
 
@@ -294,7 +288,6 @@ def update_permission(permission_id: int) -> Response:
 @admin_operation("Delete a permission", 204, 404, 409)
 def delete_permission(permission_id: int) -> tuple[str, int]:
     services.delete_permission(find(Permission, permission_id, "permission"), actor=actor())
-    db.session.commit()
     return "", 204
 
 
@@ -358,7 +351,6 @@ def update_client(client_id: str) -> Response:
         services.update_client(client, body.model_dump(), actor=actor())
     except ClientError as error:
         raise ApiError(400, "invalid_client_metadata", str(error)) from None
-    db.session.commit()
     return jsonify(serialize_client(client))
 
 
@@ -373,7 +365,6 @@ def rotate_client_secret(client_id: str) -> Response:
         secret = new_client_secret(client, actor=actor())
     except ClientError as error:
         raise conflict(str(error)) from None
-    db.session.commit()
     return jsonify({**serialize_client(client), "client_secret": secret})
 
 
@@ -384,7 +375,6 @@ def rotate_client_secret(client_id: str) -> Response:
 def disable_client(client_id: str) -> Response:
     client = _client(client_id)
     services.set_client_active(client, False, actor=actor())
-    db.session.commit()
     return jsonify(serialize_client(client))
 
 
@@ -394,7 +384,6 @@ def disable_client(client_id: str) -> Response:
 def enable_client(client_id: str) -> Response:
     client = _client(client_id)
     services.set_client_active(client, True, actor=actor())
-    db.session.commit()
     return jsonify(serialize_client(client))
 
 
